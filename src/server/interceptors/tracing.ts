@@ -1,0 +1,78 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+
+const tracer = trace.getTracer("meshkit-server");
+
+/**
+ * serverTracing continues the caller's trace (W3C trace context in the request headers) with a
+ * SERVER span per call, named and attributed after the OpenTelemetry RPC semantic conventions.
+ * A streaming response's span ends when the stream does, not when the handler returns.
+ */
+export function serverTracing(): Interceptor {
+  return (next) => async (request) => {
+    const parent = propagation.extract(context.active(), request.header, headerGetter);
+    const span = tracer.startSpan(
+      `${request.service.typeName}/${request.method.name}`,
+      {
+        kind: SpanKind.SERVER,
+        attributes: {
+          "rpc.system": "grpc",
+          "rpc.service": request.service.typeName,
+          "rpc.method": request.method.name,
+        },
+      },
+      parent,
+    );
+    const active = trace.setSpan(parent, span);
+    try {
+      const response = await context.with(active, () => next(request));
+      if (!response.stream) {
+        finish(span, undefined);
+        return response;
+      }
+      return { ...response, message: endWhenDrained(response.message, span) };
+    } catch (error) {
+      finish(span, error);
+      throw error;
+    }
+  };
+}
+
+async function* endWhenDrained<T>(messages: AsyncIterable<T>, span: Span): AsyncIterable<T> {
+  let failure: unknown;
+  try {
+    yield* messages;
+  } catch (error) {
+    failure = error;
+    throw error;
+  } finally {
+    finish(span, failure);
+  }
+}
+
+function finish(span: Span, error: unknown): void {
+  if (error === undefined) {
+    span.setAttribute("rpc.grpc.status_code", 0);
+  } else {
+    const code = ConnectError.from(error).code;
+    span.setAttribute("rpc.grpc.status_code", code);
+    // A caller's mistake is not the server's error (OTel RPC conventions for SERVER spans).
+    if (serverFaultCodes.has(code)) span.setStatus({ code: SpanStatusCode.ERROR, message: ConnectError.from(error).rawMessage });
+    span.recordException(error instanceof Error ? error : String(error));
+  }
+  span.end();
+}
+
+const serverFaultCodes = new Set<Code>([
+  Code.Unknown,
+  Code.DeadlineExceeded,
+  Code.Unimplemented,
+  Code.Internal,
+  Code.Unavailable,
+  Code.DataLoss,
+]);
+
+const headerGetter = {
+  keys: (carrier: Headers) => [...carrier.keys()],
+  get: (carrier: Headers, key: string) => carrier.get(key) ?? undefined,
+};

@@ -1,0 +1,60 @@
+import type { ConsulClient } from "../platform/consul.js";
+
+/** ConsulRegistrationOptions describe one service instance to Consul. */
+export interface ConsulRegistrationOptions {
+  /** Service name, as clients look it up (for example "echo"). */
+  name: string;
+  /** Unique instance id. */
+  id: string;
+  /** Address other processes (and Consul's check) reach the instance at. */
+  address: string;
+  port: number;
+  tags?: string[];
+  /** Free-form metadata, for example version and protocols. */
+  meta?: Record<string, string>;
+  /** How often Consul runs the gRPC health check. Default "5s". */
+  checkInterval?: string;
+  /** How long one check may take before it counts as failed. Default "2s". */
+  checkTimeout?: string;
+  /**
+   * How long an instance may stay critical before Consul removes it: the safety net for an
+   * instance that died without deregistering. Default "1m", Consul's smallest useful value
+   * (its reaper runs every 30 s).
+   */
+  deregisterCriticalAfter?: string;
+}
+
+export interface ConsulRegistration {
+  readonly serviceId: string;
+  /** Removes the instance from Consul. Safe to call more than once. */
+  deregister(): Promise<void>;
+}
+
+/**
+ * registerInConsul registers the instance with a gRPC health check that the Consul agent itself
+ * runs against `grpc.health.v1.Health/Check` at address:port, so a hung or dead instance turns
+ * critical without the instance's help.
+ */
+export async function registerInConsul(consul: ConsulClient, options: ConsulRegistrationOptions): Promise<ConsulRegistration> {
+  await consul.agent.service.register({
+    name: options.name,
+    id: options.id,
+    address: options.address,
+    port: options.port,
+    tags: options.tags ?? [],
+    meta: options.meta ?? {},
+    check: {
+      name: `gRPC health of ${options.id}`,
+      grpc: `${options.address}:${options.port}`,
+      grpcusetls: false,
+      interval: options.checkInterval ?? "5s",
+      timeout: options.checkTimeout ?? "2s",
+      deregistercriticalserviceafter: options.deregisterCriticalAfter ?? "1m",
+    },
+  });
+  let deregistered: Promise<void> | undefined;
+  return {
+    serviceId: options.id,
+    deregister: () => (deregistered ??= consul.agent.service.deregister(options.id).then(() => undefined)),
+  };
+}
