@@ -6,6 +6,7 @@ import { createLogger } from "../platform/log.js";
 import { startTelemetry } from "../platform/telemetry.js";
 import { ServingStatus } from "./health.js";
 import { startServerHost } from "./host.js";
+import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
 import { registerInConsul } from "./registration.js";
 
@@ -41,7 +42,7 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
 
   const log = createLogger(definition.name, { instance: instanceId });
   const telemetry = startTelemetry({ serviceName: definition.name, serviceVersion: definition.version, instanceId });
-  const server = await startServerHost({ routes: definition.routes(instanceId), host, port, interceptors: [serverTracing()] });
+  const server = await startServerHost({ routes: definition.routes(instanceId), host, port, interceptors: [serverTracing(), serverDeadline()] });
   const consul = createConsulClient(consulAddress);
   const registration = await registerInConsul(consul, {
     name: definition.name,

@@ -1,0 +1,88 @@
+import type { Instance } from "./instance.js";
+
+/**
+ * EndpointLoad is what load-aware balancers read about an endpoint. The mesh transport updates
+ * it around every attempt; balancers only read it.
+ */
+export interface EndpointLoad {
+  /** Attempts sent to the endpoint and not yet finished. */
+  readonly outstanding: number;
+  /**
+   * Peak-EWMA latency estimate in milliseconds at time `nowMs` (Finagle's PeakEwma: a slow
+   * response raises it at once, fast ones lower it gradually, and it decays while idle).
+   */
+  latencyCost(nowMs: number): number;
+}
+
+/** Endpoint is what a balancer chooses between: an instance and its live load. */
+export interface Endpoint {
+  readonly instance: Instance;
+  readonly load: EndpointLoad;
+}
+
+/**
+ * Picker is an immutable snapshot over the endpoints that can take calls now (their breakers
+ * are not open). The transport replaces it whenever that set changes, so a pick never locks and,
+ * in the common case, never allocates.
+ */
+export interface Picker {
+  /**
+   * pick returns an endpoint, or undefined when none is left. Endpoints in `exclude` (those
+   * already tried by this call) are passed over while another exists.
+   */
+  pick(exclude?: ReadonlySet<Endpoint>): Endpoint | undefined;
+}
+
+/**
+ * Balancer chooses an endpoint per call. It may keep state across pickers (a round-robin
+ * position), which is why the transport makes one per client.
+ *
+ * ```ts
+ * registerBalancer("first", () => ({ name: "first", picker: (endpoints) => ({ pick: () => endpoints[0] }) }));
+ * createMeshTransport({ service: "echo", balancer: "first", ... });
+ * ```
+ */
+export interface Balancer {
+  readonly name: string;
+  picker(endpoints: readonly Endpoint[]): Picker;
+}
+
+export type BalancerFactory = () => Balancer;
+
+const factories = new Map<string, BalancerFactory>();
+
+/** registerBalancer makes a balancer available by name. A later registration replaces an earlier. */
+export function registerBalancer(name: string, factory: BalancerFactory): void {
+  factories.set(name, factory);
+}
+
+/** createBalancer makes the balancer registered as `name`; it throws naming the known ones. */
+export function createBalancer(name: string): Balancer {
+  const factory = factories.get(name);
+  if (!factory) throw new Error(`unknown balancer "${name}"; registered: ${[...factories.keys()].join(", ")}`);
+  return factory();
+}
+
+/** The names registered so far. */
+export function balancerNames(): string[] {
+  return [...factories.keys()];
+}
+
+/**
+ * firstNotExcluded is the slow path shared by the built-in pickers: when the chosen endpoint
+ * was already tried, walk on from it to the next one that was not.
+ */
+export function firstNotExcluded(
+  endpoints: readonly Endpoint[],
+  start: number,
+  exclude: ReadonlySet<Endpoint>,
+): Endpoint | undefined {
+  for (let offset = 0; offset < endpoints.length; offset++) {
+    const candidate = endpoints[(start + offset) % endpoints.length]!;
+    if (!exclude.has(candidate)) return candidate;
+  }
+  return undefined;
+}
+
+/** The picker of an empty set. */
+export const emptyPicker: Picker = { pick: () => undefined };

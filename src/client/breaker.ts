@@ -1,0 +1,102 @@
+import { EventEmitter } from "node:events";
+import { Code, ConnectError } from "@connectrpc/connect";
+import CircuitBreaker from "opossum";
+
+/** BreakerOptions configure the circuit breaker of each instance (opossum). */
+export interface BreakerOptions {
+  /** Share of failed attempts, in percent, in the rolling window that opens the breaker. Default 50. */
+  errorThresholdPercentage?: number;
+  /**
+   * Attempts in the window before the breaker may open at all. Default 10. (opossum's default, 0,
+   * opens on the very first failure: one unlucky call would eject an instance.)
+   */
+  volumeThreshold?: number;
+  /** How long an open breaker waits before letting one probe through (half-open), in ms. Default 10 000. */
+  resetTimeoutMs?: number;
+  /** Length of the rolling statistics window, in ms. Default 10 000, in 10 buckets. */
+  rollingWindowMs?: number;
+}
+
+export type Breaker = CircuitBreaker<[() => Promise<unknown>], unknown>;
+
+/**
+ * Codes that say the instance is unwell. Everything else (INVALID_ARGUMENT, NOT_FOUND,
+ * PERMISSION_DENIED, a caller's CANCELED, ...) is an answer about the request, and a healthy
+ * instance gives it: it must not open the breaker.
+ */
+const instanceFailureCodes = new Set<Code>([
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.Internal,
+  Code.Unknown,
+  Code.DataLoss,
+  Code.ResourceExhausted,
+]);
+
+/** Whether `error` counts against the instance's breaker. */
+export function isInstanceFailure(error: unknown): boolean {
+  return instanceFailureCodes.has(ConnectError.from(error).code);
+}
+
+/**
+ * createBreaker wraps an instance's attempts in an opossum circuit breaker.
+ *
+ * Its own timer is off (`timeout: false`): opossum's timeout does not cancel the call it gives
+ * up on, so the attempt timeout is instead the gRPC deadline of the attempt, which cancels the
+ * HTTP/2 stream, tells the server to stop, and reaches the breaker as DEADLINE_EXCEEDED.
+ * Snapshots and percentiles are off (they cost timers and a sort per failure), and bucket
+ * rotation is driven by one shared timer for all breakers instead of one per breaker.
+ */
+export function createBreaker(options: BreakerOptions, rotation: EventEmitter): Breaker {
+  const rollingCountTimeout = options.rollingWindowMs ?? 10_000;
+  return new CircuitBreaker((attempt: () => Promise<unknown>) => attempt(), {
+    timeout: false,
+    errorThresholdPercentage: options.errorThresholdPercentage ?? 50,
+    volumeThreshold: options.volumeThreshold ?? 10,
+    resetTimeout: options.resetTimeoutMs ?? 10_000,
+    rollingCountTimeout,
+    rollingCountBuckets: 10,
+    rollingPercentilesEnabled: false,
+    enableSnapshots: false,
+    rotateBucketController: rotation,
+    // opossum: returning true means "do not count this error as a failure".
+    errorFilter: (error: unknown) => !isInstanceFailure(error),
+  });
+}
+
+/** True when `error` is opossum's refusal of a call because the breaker is open. */
+export function isBreakerOpen(error: unknown): boolean {
+  return (error as { code?: unknown } | undefined)?.code === "EOPENBREAKER";
+}
+
+/**
+ * sharedBucketRotation returns the one EventEmitter that rotates the rolling-window buckets of
+ * every breaker with the same window, and a release function; the timer runs while anyone holds it.
+ */
+export function acquireBucketRotation(rollingWindowMs = 10_000): { rotation: EventEmitter; release: () => void } {
+  let shared = rotations.get(rollingWindowMs);
+  if (!shared) {
+    const rotation = new EventEmitter();
+    rotation.setMaxListeners(0);
+    const timer = setInterval(() => rotation.emit("rotate"), rollingWindowMs / 10);
+    timer.unref();
+    shared = { rotation, timer, holders: 0 };
+    rotations.set(rollingWindowMs, shared);
+  }
+  shared.holders++;
+  const entry = shared;
+  let released = false;
+  return {
+    rotation: entry.rotation,
+    release() {
+      if (released) return;
+      released = true;
+      if (--entry.holders === 0) {
+        clearInterval(entry.timer);
+        rotations.delete(rollingWindowMs);
+      }
+    },
+  };
+}
+
+const rotations = new Map<number, { rotation: EventEmitter; timer: NodeJS.Timeout; holders: number }>();

@@ -1,0 +1,119 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code } from "@connectrpc/connect";
+import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from "prom-client";
+
+/** Latency buckets in seconds: 0.5 ms to 10 s, dense where healthy RPCs land. */
+const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The breaker state as a number, for the `meshkit_client_breaker_state` gauge. */
+export const breakerStateValue = { closed: 0, half_open: 1, open: 2 } as const;
+
+/**
+ * The client's Prometheus metrics, registered once per registry whatever the number of
+ * transports. Names follow Prometheus conventions (base units, `_total` counters).
+ */
+export interface ClientMetrics {
+  calls: Histogram<"service" | "method" | "code">;
+  attempts: Histogram<"service" | "method" | "instance" | "code">;
+  retries: Counter<"service" | "method" | "reason">;
+  budgetExhausted: Counter<"service" | "method">;
+  breakerState: Gauge<"service" | "instance">;
+  breakerTransitions: Counter<"service" | "instance" | "state">;
+  resolverInstances: Gauge<"service">;
+  resolverStaleness: Gauge<"service">;
+  /** Staleness sources read at scrape time, by service. */
+  stalenessSources: Map<string, () => number>;
+}
+
+const byRegistry = new WeakMap<Registry, ClientMetrics>();
+
+export function clientMetrics(registry: Registry = defaultRegistry): ClientMetrics {
+  let metrics = byRegistry.get(registry);
+  if (metrics) return metrics;
+  const registers = [registry];
+  const stalenessSources = new Map<string, () => number>();
+  metrics = {
+    calls: new Histogram({
+      name: "meshkit_client_call_duration_seconds",
+      help: "Mesh client calls, from the caller's view (all attempts), by final gRPC code.",
+      labelNames: ["service", "method", "code"],
+      buckets: latencyBuckets,
+      registers,
+    }),
+    attempts: new Histogram({
+      name: "meshkit_client_attempt_duration_seconds",
+      help: "Attempts sent to one instance, by gRPC code.",
+      labelNames: ["service", "method", "instance", "code"],
+      buckets: latencyBuckets,
+      registers,
+    }),
+    retries: new Counter({
+      name: "meshkit_client_retries_total",
+      help: "Attempts after the first, by the code that caused them.",
+      labelNames: ["service", "method", "reason"],
+      registers,
+    }),
+    budgetExhausted: new Counter({
+      name: "meshkit_client_retry_budget_exhausted_total",
+      help: "Retries refused because the retry budget was spent.",
+      labelNames: ["service", "method"],
+      registers,
+    }),
+    breakerState: new Gauge({
+      name: "meshkit_client_breaker_state",
+      help: "Circuit breaker state per instance: 0 closed, 1 half-open, 2 open.",
+      labelNames: ["service", "instance"],
+      registers,
+    }),
+    breakerTransitions: new Counter({
+      name: "meshkit_client_breaker_transitions_total",
+      help: "Circuit breaker state changes per instance, by the state entered.",
+      labelNames: ["service", "instance", "state"],
+      registers,
+    }),
+    resolverInstances: new Gauge({
+      name: "meshkit_resolver_instances",
+      help: "Instances the resolver currently knows as passing.",
+      labelNames: ["service"],
+      registers,
+    }),
+    resolverStaleness: new Gauge({
+      name: "meshkit_resolver_staleness_seconds",
+      help: "Seconds since the registry last answered the resolver's watch.",
+      labelNames: ["service"],
+      registers,
+      collect() {
+        for (const [service, staleness] of stalenessSources) this.set({ service }, staleness() / 1000);
+      },
+    }),
+    stalenessSources,
+  };
+  byRegistry.set(registry, metrics);
+  return metrics;
+}
+
+type Observer = { observe(value: number): void };
+
+/**
+ * CodeObservers caches the labelled histogram child per method and code, so that recording a
+ * call does not build label strings on the hot path.
+ */
+export class CodeObservers {
+  #byMethod = new Map<DescMethod, Observer[]>();
+
+  constructor(private readonly child: (method: DescMethod, code: string) => Observer) {}
+
+  observe(method: DescMethod, code: Code | 0, seconds: number): void {
+    let children = this.#byMethod.get(method);
+    if (!children) this.#byMethod.set(method, (children = []));
+    let child = children[code];
+    if (!child) child = children[code] = this.child(method, codeName(code));
+    child.observe(seconds);
+  }
+}
+
+/** "OK", "UNAVAILABLE", ...: gRPC's own spelling, as dashboards expect. */
+export function codeName(code: Code | 0): string {
+  if (code === 0) return "OK";
+  return Code[code]!.replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
+}

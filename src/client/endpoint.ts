@@ -1,0 +1,85 @@
+import type { EventEmitter } from "node:events";
+import type { Interceptor, Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { Endpoint } from "./balancer.js";
+import { createBreaker, type Breaker, type BreakerOptions } from "./breaker.js";
+import { MutableEndpointLoad } from "./endpoint-load.js";
+import type { Instance } from "./instance.js";
+
+export type BreakerState = "closed" | "half_open" | "open";
+
+/** Options shared by every endpoint of one mesh transport. */
+export interface EndpointOptions {
+  breaker: BreakerOptions | false;
+  rotation: EventEmitter | undefined;
+  interceptors: Interceptor[];
+  readMaxBytes: number;
+  writeMaxBytes: number;
+  /** Called when the breaker opens, half-opens or closes. */
+  onBreakerState: (endpoint: MeshEndpoint, state: BreakerState) => void;
+}
+
+/** How long a leaving instance keeps its connection for calls still in flight. */
+const leaveGraceMs = 30_000;
+
+/**
+ * MeshEndpoint is one instance as the mesh transport uses it: one HTTP/2 connection (reused by
+ * every call, reopened on demand, closed when the instance leaves), its breaker and its load.
+ */
+export class MeshEndpoint implements Endpoint {
+  readonly load = new MutableEndpointLoad();
+  readonly transport: Transport;
+  readonly breaker: Breaker | undefined;
+  breakerState: BreakerState = "closed";
+  #session: Http2SessionManager;
+
+  constructor(
+    public instance: Instance,
+    options: EndpointOptions,
+  ) {
+    const baseUrl = `http://${instance.address.includes(":") ? `[${instance.address}]` : instance.address}:${instance.port}`;
+    // Pings find a connection that died silently (a frozen or unplugged host) within ~20 s even
+    // with no call in flight; an idle connection is closed after 5 minutes.
+    this.#session = new Http2SessionManager(baseUrl, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 300_000 });
+    this.transport = createGrpcTransport({
+      baseUrl,
+      sessionManager: this.#session,
+      interceptors: options.interceptors,
+      readMaxBytes: options.readMaxBytes,
+      writeMaxBytes: options.writeMaxBytes,
+    });
+    if (options.breaker !== false && options.rotation) {
+      const breaker = createBreaker(options.breaker, options.rotation);
+      const enter = (state: BreakerState) => () => {
+        this.breakerState = state;
+        options.onBreakerState(this, state);
+      };
+      breaker.on("open", enter("open"));
+      breaker.on("halfOpen", enter("half_open"));
+      breaker.on("close", enter("closed"));
+      this.breaker = breaker;
+    }
+  }
+
+  /** Runs one attempt through the breaker (when there is one). */
+  run<T>(attempt: () => Promise<T>): Promise<T> {
+    return this.breaker ? (this.breaker.fire(attempt) as Promise<T>) : attempt();
+  }
+
+  /**
+   * close retires the endpoint: its breaker stops at once (no timers left behind); its connection
+   * closes when the calls in flight have finished, or after a grace period.
+   */
+  close(): void {
+    this.breaker?.shutdown();
+    const started = performance.now();
+    const closeWhenIdle = () => {
+      if (this.load.outstanding <= 0 || performance.now() - started > leaveGraceMs) {
+        this.#session.abort();
+      } else {
+        setTimeout(closeWhenIdle, 100).unref();
+      }
+    };
+    closeWhenIdle();
+  }
+}

@@ -1,0 +1,241 @@
+import { EventEmitter } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ConsulClient } from "../platform/consul.js";
+import { backoffDelay } from "./backoff.js";
+import { instanceSetKey, type Instance } from "./instance.js";
+import type { Resolver } from "./resolver.js";
+
+/** ConsulResolverOptions select the instances of one service. */
+export interface ConsulResolverOptions {
+  /** Consul service name. */
+  service: string;
+  /** Only instances carrying every one of these tags. */
+  tags?: string[];
+  /** Only instances whose service meta has these exact values. */
+  meta?: Record<string, string>;
+  /** An extra Consul filter expression (https://developer.hashicorp.com/consul/api-docs/features/filtering). */
+  filter?: string;
+  /** Datacenter; default the agent's own. */
+  dc?: string;
+  /** Longest a blocking query waits for a change, in seconds. Default 30. */
+  waitSeconds?: number;
+  /**
+   * Least time between two queries, in ms. Default 100. Consul answers a blocking query early on
+   * unrelated churn, and without this floor a busy catalog turns the watch into a busy loop.
+   */
+  minQueryIntervalMs?: number;
+  /** Longest wait between retries while Consul is unreachable, in ms. Default 10 000. */
+  maxRetryDelayMs?: number;
+}
+
+interface HealthEntry {
+  Node?: { Address?: string };
+  Service: { ID: string; Address?: string; Port: number; Tags?: string[] | null; Meta?: Record<string, string> | null; Weights?: { Passing?: number } };
+}
+
+/**
+ * consulResolver resolves `options.service` from Consul's health API, passing instances only,
+ * kept current by blocking queries (index + wait). Every client asking for the same selection
+ * of the same Consul client shares one watch; it stops when the last of them closes.
+ *
+ * While Consul is unreachable the last known set is kept and served, and the watch retries with
+ * jittered exponential backoff (100 ms to `maxRetryDelayMs`), recovering on its own. An honest
+ * empty answer (no instance passes) is passed on as it is, so calls fail fast.
+ */
+export function consulResolver(consul: ConsulClient, options: ConsulResolverOptions): Resolver {
+  let watches = sharedWatches.get(consul);
+  if (!watches) sharedWatches.set(consul, (watches = new Map()));
+  const key = JSON.stringify([options.service, [...(options.tags ?? [])].sort(), options.meta ?? {}, options.filter ?? "", options.dc ?? ""]);
+  let watch = watches.get(key);
+  if (!watch) {
+    watch = new ConsulWatch(consul, options, () => watches.delete(key));
+    watches.set(key, watch);
+  }
+  return watch.handle();
+}
+
+/** One client's handle on a shared watch. */
+class ConsulResolverHandle implements Resolver {
+  #closed = false;
+  constructor(private readonly watch: ConsulWatch) {}
+  get instances() {
+    return this.watch.instances;
+  }
+  get resolved() {
+    return this.watch.resolved;
+  }
+  get lastError() {
+    return this.watch.lastError;
+  }
+  whenResolved(signal?: AbortSignal) {
+    return this.watch.whenResolved(signal);
+  }
+  subscribe(listener: (instances: readonly Instance[]) => void) {
+    return this.watch.subscribe(listener);
+  }
+  stalenessMs() {
+    return this.watch.stalenessMs();
+  }
+  close() {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.watch.release();
+  }
+}
+
+const sharedWatches = new WeakMap<ConsulClient, Map<string, ConsulWatch>>();
+
+class ConsulWatch {
+  instances: readonly Instance[] = [];
+  resolved = false;
+  lastError: Error | undefined;
+  #lastAnswerAt = -Infinity;
+  #setKey = "";
+  #handles = 0;
+  #listeners = new Set<(instances: readonly Instance[]) => void>();
+  #firstAnswer = Promise.withResolvers<void>();
+  #stop = new AbortController();
+  #cancelQuery = Object.assign(new EventEmitter(), { includeResponse: true });
+
+  constructor(
+    private readonly consul: ConsulClient,
+    private readonly options: ConsulResolverOptions,
+    private readonly onStopped: () => void,
+  ) {
+    void this.#run();
+  }
+
+  handle(): Resolver {
+    this.#handles++;
+    return new ConsulResolverHandle(this);
+  }
+
+  subscribe(listener: (instances: readonly Instance[]) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  stalenessMs(): number {
+    return performance.now() - this.#lastAnswerAt;
+  }
+
+  release(): void {
+    if (--this.#handles === 0) this.#close();
+  }
+
+  whenResolved(signal?: AbortSignal): Promise<void> {
+    if (this.resolved) return Promise.resolve();
+    if (!signal) return this.#firstAnswer.promise;
+    signal.throwIfAborted();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      void this.#firstAnswer.promise.then(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+  }
+
+  #close(): void {
+    this.#stop.abort();
+    this.#cancelQuery.emit("cancel");
+    this.#listeners.clear();
+    this.onStopped();
+  }
+
+  async #run(): Promise<void> {
+    const { service, tags, dc, waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = this.options;
+    const filter = consulFilter(this.options);
+    const waitMs = waitSeconds * 1000;
+    // Consul adds up to wait/16 of jitter to a blocking query; the HTTP timeout allows for it
+    // plus a margin, so a silent network loss is noticed one wait later at the most.
+    const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
+    // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
+    // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
+    const query = this.consul.health.service.bind(this.consul.health) as unknown as (
+      options: Record<string, unknown>,
+    ) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
+    let index = 0n;
+    let failures = 0;
+    while (!this.#stop.signal.aborted) {
+      const startedAt = performance.now();
+      try {
+        const [response, entries] = await query({
+          service,
+          passing: true,
+          ...(tags?.length ? { tag: tags } : {}),
+          ...(filter ? { filter } : {}),
+          ...(dc ? { dc } : {}),
+          index: index.toString(),
+          wait: `${waitSeconds}s`,
+          timeout: httpTimeoutMs,
+          ctx: this.#cancelQuery,
+        });
+        failures = 0;
+        this.#lastAnswerAt = performance.now();
+        this.lastError = undefined;
+        index = nextIndex(index, response.headers["x-consul-index"]);
+        this.#publish(entries.map(toInstance));
+      } catch (error) {
+        if (this.#stop.signal.aborted) return;
+        failures++;
+        this.lastError = error instanceof Error ? error : new Error(String(error));
+        index = 0n; // the agent may have restarted with a fresh index
+        const delay = Math.max(100, backoffDelay(failures, { baseMs: 200, maxMs: maxRetryDelayMs }));
+        await sleep(delay, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+        continue;
+      }
+      const elapsed = performance.now() - startedAt;
+      if (elapsed < minQueryIntervalMs) {
+        await sleep(minQueryIntervalMs - elapsed, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  #publish(instances: Instance[]): void {
+    const key = instanceSetKey(instances);
+    const first = !this.resolved;
+    this.resolved = true;
+    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news.
+    if (key !== this.#setKey || first) {
+      this.#setKey = key;
+      this.instances = instances;
+      for (const listener of this.#listeners) listener(instances);
+    }
+    if (first) this.#firstAnswer.resolve();
+  }
+}
+
+/**
+ * The index for the next blocking query, by Consul's rules: an index that went backwards means
+ * the state was reset (restart, snapshot restore), so start again from 0; never block on 0.
+ */
+export function nextIndex(previous: bigint, header: string | undefined): bigint {
+  let next: bigint;
+  try {
+    next = BigInt(header ?? "0");
+  } catch {
+    return 0n;
+  }
+  if (next < previous) return 0n;
+  return next > 0n ? next : 1n;
+}
+
+function toInstance(entry: HealthEntry): Instance {
+  const service = entry.Service;
+  return {
+    id: service.ID,
+    address: service.Address || entry.Node?.Address || "127.0.0.1",
+    port: service.Port,
+    weight: Math.max(1, service.Weights?.Passing ?? 1),
+    tags: service.Tags ?? [],
+    meta: service.Meta ?? {},
+  };
+}
+
+function consulFilter(options: ConsulResolverOptions): string | undefined {
+  const clauses = Object.entries(options.meta ?? {}).map(([name, value]) => `Service.Meta[${JSON.stringify(name)}] == ${JSON.stringify(value)}`);
+  if (options.filter) clauses.push(`(${options.filter})`);
+  return clauses.length ? clauses.join(" and ") : undefined;
+}

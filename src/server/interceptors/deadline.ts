@@ -1,0 +1,26 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { runWithDeadline } from "../../common/deadline.js";
+
+/**
+ * serverDeadline makes the caller's deadline (gRPC's `grpc-timeout`, Connect's
+ * `connect-timeout-ms`) the inherited deadline of everything the handler does, so that the mesh
+ * client sends on only what is left of it when this service calls another.
+ */
+export function serverDeadline(): Interceptor {
+  return (next) => (request) => {
+    const timeoutMs = timeoutOf(request.header);
+    return timeoutMs === undefined ? next(request) : runWithDeadline(performance.now() + timeoutMs, () => next(request));
+  };
+}
+
+function timeoutOf(header: Headers): number | undefined {
+  const grpc = header.get("grpc-timeout");
+  if (grpc !== null) {
+    const parsed = parseTimeout(grpc, Number.MAX_SAFE_INTEGER);
+    return parsed.timeoutMs;
+  }
+  const connect = header.get("connect-timeout-ms");
+  if (connect !== null && /^\d{1,10}$/.test(connect)) return Number(connect);
+  return undefined;
+}
