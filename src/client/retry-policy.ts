@@ -12,11 +12,10 @@ const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH
  * is not idempotent.
  */
 export function neverSent(error: unknown, breakerRefused: boolean): boolean {
-  if (breakerRefused) return true;
+  if (breakerRefused || hasCause(error, notConnectedCauses)) return true;
   for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
-    const { code, message } = cause as { code?: unknown; message?: unknown };
-    if (typeof code === "string" && notConnectedCauses.has(code)) return true;
-    if (typeof message === "string" && /REFUSED_STREAM|ERR_HTTP2_GOAWAY_SESSION/.test(message)) return true;
+    const message = (cause as { message?: unknown }).message;
+    if (typeof message === "string" && /REFUSED_STREAM/.test(message)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;
@@ -39,8 +38,38 @@ export function isRetryable(error: ConnectError, method: DescMethod, sent: boole
   return isIdempotent(method) && retryableCodes.has(error.code);
 }
 
-/** The ConnectError for any attempt failure, with a breaker refusal as UNAVAILABLE. */
+/** Node's codes for a connection that broke: the instance went away, not the request's fault. */
+const brokenConnectionCauses = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "ERR_HTTP2_SESSION_ERROR",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+  "ERR_HTTP2_PING_CANCEL",
+]);
+
+function hasCause(error: unknown, codes: ReadonlySet<string>): boolean {
+  for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === "string" && codes.has(code)) return true;
+    cause = (cause as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * attemptError turns any attempt failure into the ConnectError the caller and the breaker see.
+ * A breaker refusal becomes UNAVAILABLE; so does a broken connection, which connect-node reports
+ * as ABORTED or UNKNOWN (an instance killed mid-call resets its connections): for the caller it is
+ * the instance that became unavailable, and gRPC's own clients say UNAVAILABLE for it too.
+ */
 export function attemptError(error: unknown, instanceId: string, breakerRefused: boolean): ConnectError {
   if (breakerRefused) return new ConnectError(`circuit breaker of instance ${instanceId} is open`, Code.Unavailable);
-  return ConnectError.from(error);
+  const connectError = ConnectError.from(error);
+  if (connectError.code !== Code.Unavailable && connectError.code !== Code.Canceled && hasCause(error, brokenConnectionCauses)) {
+    return new ConnectError(`connection to instance ${instanceId} broke: ${connectError.rawMessage}`, Code.Unavailable, undefined, undefined, error);
+  }
+  return connectError;
 }

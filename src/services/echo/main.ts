@@ -1,4 +1,10 @@
 import { runService } from "../../server/run-service.js";
+import { echoFaultsFromEnv } from "./faults.js";
 import { echoRoutes } from "./routes.js";
 
-await runService({ name: process.env.SERVICE_NAME ?? "echo", version: "0.1.0", routes: echoRoutes });
+const faults = echoFaultsFromEnv();
+await runService({
+  name: process.env.SERVICE_NAME ?? "echo",
+  version: "0.1.0",
+  routes: (instanceId) => echoRoutes(instanceId, faults),
+});

@@ -1,0 +1,52 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import { createConsulClient, type ConsulClient } from "../../src/platform/consul.js";
+import { eventually } from "./infra.js";
+
+/**
+ * A Consul agent of the test's own (`consul agent -dev` on free loopback ports), for tests that
+ * stop and restart Consul without disturbing the shared one.
+ */
+export interface PrivateConsul {
+  readonly httpPort: number;
+  readonly address: string;
+  readonly client: ConsulClient;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startPrivateConsul(): Promise<PrivateConsul> {
+  const ports = await Promise.all(Array.from({ length: 6 }, freePort));
+  const [http, grpc, grpcTls, serfLan, serfWan, server] = ports as [number, number, number, number, number, number];
+  const client = createConsulClient({ host: "127.0.0.1", port: http });
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(
+      "consul",
+      ["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
+        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error"],
+      { stdio: "ignore" },
+    );
+    await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  };
+  await start();
+  return { httpPort: http, address: `127.0.0.1:${http}`, client, start, stop };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
