@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean
+.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -50,3 +50,7 @@ check: check-generated lint typecheck
 
 clean:
 	rm -rf .run node_modules
+
+## bench: mesh client against raw Connect and grpc-js round_robin (needs infra-up)
+bench: setup infra-up
+	@$(ENV) node --import tsx bench/mesh-client.bench.ts

@@ -1,0 +1,125 @@
+/**
+ * Mesh client throughput and latency against two baselines measured in the same run, on the
+ * same three echo processes registered in the real Consul:
+ *   - raw:     one Connect gRPC transport per instance, rotated by the loop (no discovery,
+ *              breaker, retry, tracing or metrics): the floor of what connect-node costs;
+ *   - grpc-js: @grpc/grpc-js with its round_robin policy over the same addresses.
+ * Rounds alternate the clients, so a noisy neighbour hurts them alike; the median round counts.
+ *
+ * Run: make bench   (or: source scripts/lib.sh && node --import tsx bench/mesh-client.bench.ts)
+ * Env: BENCH_SECONDS (per client per round, default 3), BENCH_ROUNDS (default 3),
+ *      BENCH_CONCURRENCY (calls in flight, default 32).
+ */
+import os from "node:os";
+import path from "node:path";
+import { createClient, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { Registry } from "prom-client";
+import { EchoService } from "../gen/meshkit/echo/v1/echo_pb.js";
+import { createMeshTransport } from "../src/client/index.js";
+import { consul, eventually } from "../test/support/infra.js";
+import { percentile, runLoad } from "../test/support/load.js";
+import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 3);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const service = `echo-bench-${process.pid}`;
+
+type Call = () => Promise<unknown>;
+interface Measured {
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function measure(call: Call): Promise<Measured> {
+  await runLoad(call, { durationMs: 500, concurrency }); // warm connections and JIT
+  const result = await runLoad(call, { durationMs: seconds * 1000, concurrency, maxCalls: 5_000_000 });
+  return {
+    rate: result.calls / seconds,
+    p50: percentile(result.latenciesMs, 50),
+    p99: percentile(result.latenciesMs, 99),
+    errors: result.errors.length,
+  };
+}
+
+function grpcJsCall(ports: number[]): { call: Call; close: () => void } {
+  const definition = protoLoader.loadSync(path.join(projectRoot, "proto/meshkit/echo/v1/echo.proto"), { includeDirs: [path.join(projectRoot, "proto")] });
+  const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    meshkit: { echo: { v1: { EchoService: grpc.ServiceClientConstructor } } };
+  };
+  const client = new loaded.meshkit.echo.v1.EchoService(
+    `ipv4:${ports.map((port) => `127.0.0.1:${port}`).join(",")}`,
+    grpc.credentials.createInsecure(),
+    { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) },
+  );
+  const echo = client.echo!.bind(client) as (request: object, callback: (error: Error | null, reply: unknown) => void) => void;
+  const call: Call = () => new Promise((resolve, reject) => echo({ message: "bench" }, (error, reply) => (error ? reject(error) : resolve(reply))));
+  return { call, close: () => client.close() };
+}
+
+async function main() {
+  const instances: ServiceProcess[] = [];
+  try {
+    // Server-side tracing off: the servers share this machine's cores with the client, and
+    // exporting a span per call would measure the exporter rather than the clients.
+    const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", OTEL_TRACES_SAMPLER: "always_off" };
+    instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
+    const ports = instances.map((instance) => instance.port);
+    await eventually("the instances to pass in Consul", async () => {
+      const passing = (await consul.health.service({ service, passing: true })) as unknown[];
+      return passing.length === 3 ? true : undefined;
+    });
+
+    const mesh = createMeshTransport({ service, consul, balancer: "round_robin", metrics: new Registry() });
+    const meshClient = createClient(EchoService, mesh);
+    const meshEwma = createMeshTransport({ service, consul, balancer: "peak_ewma", metrics: new Registry() });
+    const meshEwmaClient = createClient(EchoService, meshEwma);
+    const rawClients = ports.map((port) => createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }) as Transport));
+    let next = 0;
+    const grpcJs = grpcJsCall(ports);
+
+    const clients: Record<string, Call> = {
+      "raw connect": () => rawClients[next++ % rawClients.length]!.echo({ message: "bench" }),
+      "grpc-js round_robin": grpcJs.call,
+      "mesh round_robin": () => meshClient.echo({ message: "bench" }),
+      "mesh peak_ewma": () => meshEwmaClient.echo({ message: "bench" }),
+    };
+    const results: Record<string, Measured[]> = Object.fromEntries(Object.keys(clients).map((name) => [name, []]));
+    for (let round = 1; round <= rounds; round++) {
+      for (const [name, call] of Object.entries(clients)) {
+        const measured = await measure(call);
+        results[name]!.push(measured);
+        console.error(`round ${round} ${name}: ${measured.rate.toFixed(0)}/s p50 ${measured.p50.toFixed(2)} ms p99 ${measured.p99.toFixed(2)} ms errors ${measured.errors}`);
+      }
+    }
+    const median = (values: number[]) => percentile(values, 50);
+    const summary = Object.fromEntries(
+      Object.entries(results).map(([name, runs]) => [
+        name,
+        { rate: median(runs.map((r) => r.rate)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), errors: runs.reduce((n, r) => n + r.errors, 0) },
+      ]),
+    );
+    const raw = summary["raw connect"]!;
+    const grpcJsResult = summary["grpc-js round_robin"]!;
+    console.log(`\nmesh client benchmark: ${rounds} rounds x ${seconds} s per client, ${concurrency} calls in flight, 3 echo processes`);
+    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}\n`);
+    console.log("| client | calls/s | p50 ms | p99 ms | errors | rate vs raw | rate vs grpc-js |");
+    console.log("|---|---|---|---|---|---|---|");
+    for (const [name, r] of Object.entries(summary)) {
+      console.log(`| ${name} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} | ${(r.rate / raw.rate).toFixed(2)} | ${(r.rate / grpcJsResult.rate).toFixed(2)} |`);
+    }
+    mesh.close();
+    meshEwma.close();
+    grpcJs.close();
+  } finally {
+    await Promise.all(instances.map(killProcess));
+  }
+  process.exit(0);
+}
+
+await main();
