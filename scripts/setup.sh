@@ -74,4 +74,5 @@ ensure_consul
 build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 build_go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION"
 ensure_prometheus
+"$MESHKIT_ROOT/scripts/vendor-protos.sh"
 log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, $(promtool --version 2>&1 | head -1 | awk '{print $1, $3}')"

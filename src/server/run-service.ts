@@ -1,35 +1,62 @@
 import { randomUUID } from "node:crypto";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { readEnv } from "../platform/config.js";
-import { createConsulClient, defaultConsulAddress } from "../platform/consul.js";
-import { createLogger } from "../platform/log.js";
+import { createValidateInterceptor } from "@connectrpc/validate";
+import { readEnv, type EnvReader } from "../platform/config.js";
+import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
+import { createLogger, type Logger } from "../platform/log.js";
 import { startTelemetry } from "../platform/telemetry.js";
 import { ServingStatus } from "./health.js";
 import { startServerHost } from "./host.js";
 import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
+import { unaryValidation } from "./interceptors/validation.js";
 import { registerInConsul } from "./registration.js";
 
+/** What a started service hands back to the host. */
+export interface ServiceRuntime {
+  /** Mounts the service's RPCs. */
+  routes: (router: ConnectRouter) => void;
+  /**
+   * Throws while a dependency the service cannot work without is unreachable; the host then
+   * reports NOT_SERVING (so Consul's check fails and clients move away) until it passes again.
+   */
+  healthCheck?: () => Promise<void>;
+  /** Releases what `start` took (workers, pools), after the server has drained. */
+  stop?: () => Promise<void>;
+}
+
+/** ServiceContext is what the host gives a service to start with. */
+export interface ServiceContext {
+  instanceId: string;
+  log: Logger;
+  consul: ConsulClient;
+}
+
 /** ServiceDefinition is what a service's entry point hands to `runService`. */
-export interface ServiceDefinition {
+export interface ServiceDefinition<Config = void> {
   /** Consul service name, also the OpenTelemetry `service.name`. */
   name: string;
   version: string;
-  /** Mounts the service's RPCs; receives the instance id the process registers as. */
-  routes: (instanceId: string) => (router: ConnectRouter) => void;
+  /** Reads the service's own settings; problems are reported with the host's, all at once. */
+  configure?: (env: EnvReader) => Config;
+  start: (config: Config, context: ServiceContext) => Promise<ServiceRuntime>;
 }
+
+/** How often a service's health check runs. */
+const healthCheckIntervalMs = 2000;
 
 /**
  * runService is the whole life of a service process: read and validate the environment, start
- * tracing, serve on one port, register in Consul with a gRPC check, and on SIGTERM or SIGINT
- * leave cleanly: NOT_SERVING, deregister, drain in-flight calls, flush spans, exit 0.
+ * tracing, start the service, serve on one port, register in Consul with a gRPC check, keep the
+ * health status in step with the service's dependencies, and on SIGTERM or SIGINT leave cleanly:
+ * NOT_SERVING, deregister, drain in-flight calls, stop the service, flush spans, exit 0.
  *
  * Environment: `HOST` (default 127.0.0.1), `PORT` (default 0: any free port), `ADVERTISE_ADDRESS`
  * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
  * `CONSUL_CHECK_INTERVAL` (default 5s), `DRAIN_TIMEOUT_MS` (default 10000),
- * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317).
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  */
-export async function runService(definition: ServiceDefinition): Promise<void> {
+export async function runService<Config>(definition: ServiceDefinition<Config>): Promise<void> {
   const env = readEnv();
   const host = env.string("HOST", "127.0.0.1");
   const port = env.port("PORT", 0);
@@ -38,12 +65,28 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
   const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
-  env.done();
-
+  const config = definition.configure?.(env) as Config;
   const log = createLogger(definition.name, { instance: instanceId });
+  try {
+    env.done();
+  } catch (error) {
+    log.fatal({ err: error }, "invalid configuration");
+    process.exit(2);
+  }
+
   const telemetry = startTelemetry({ serviceName: definition.name, serviceVersion: definition.version, instanceId });
-  const server = await startServerHost({ routes: definition.routes(instanceId), host, port, interceptors: [serverTracing(), serverDeadline()] });
   const consul = createConsulClient(consulAddress);
+  const runtime = await definition.start(config, { instanceId, log, consul });
+  const server = await startServerHost({
+    routes: runtime.routes,
+    host,
+    port,
+    interceptors: [serverTracing(), serverDeadline(), unaryValidation(createValidateInterceptor())],
+  });
+
+  let stopping = false;
+  const healthTimer = runtime.healthCheck && watchHealth(runtime.healthCheck, (healthy) => !stopping && server.health.setAll(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log);
+
   const registration = await registerInConsul(consul, {
     name: definition.name,
     id: instanceId,
@@ -55,18 +98,45 @@ export async function runService(definition: ServiceDefinition): Promise<void> {
   });
   log.info({ address: `${server.host}:${server.port}`, services: server.serviceNames }, "serving and registered in Consul");
 
-  let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down: deregistering, then draining in-flight calls");
+    if (healthTimer) clearInterval(healthTimer);
     server.health.setAll(ServingStatus.NOT_SERVING);
     await registration.deregister().catch((error: unknown) => log.error({ err: error }, "deregistration failed"));
     await server.drain(drainTimeoutMs);
+    await runtime.stop?.().catch((error: unknown) => log.error({ err: error }, "stopping the service failed"));
     await telemetry.shutdown().catch((error: unknown) => log.warn({ err: error }, "span flush failed"));
     log.info("stopped");
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+function watchHealth(check: () => Promise<void>, report: (healthy: boolean) => void, log: Logger): NodeJS.Timeout {
+  let healthy = true;
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    check()
+      .then(
+        () => {
+          if (!healthy) log.info("dependencies reachable again: SERVING");
+          healthy = true;
+        },
+        (error: unknown) => {
+          if (healthy) log.error({ err: error }, "a required dependency is unreachable: NOT_SERVING");
+          healthy = false;
+        },
+      )
+      .finally(() => {
+        running = false;
+        report(healthy);
+      });
+  }, healthCheckIntervalMs);
+  timer.unref();
+  return timer;
 }

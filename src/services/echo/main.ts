@@ -6,5 +6,5 @@ const faults = echoFaultsFromEnv();
 await runService({
   name: process.env.SERVICE_NAME ?? "echo",
   version: "0.1.0",
-  routes: (instanceId) => echoRoutes(instanceId, faults),
+  start: async (_config, { instanceId }) => ({ routes: echoRoutes(instanceId, faults) }),
 });

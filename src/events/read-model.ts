@@ -1,0 +1,57 @@
+import type { Redis } from "../platform/redis.js";
+
+/**
+ * The Redis read model's write primitives, each one atomic Lua script, so that projections are
+ * idempotent however often an event is delivered:
+ *  - putVersioned stores an entity's JSON only if its version is newer than the stored one, and
+ *    bumps a counter the first time the entity appears;
+ *  - addOnce adds to a counter once per event id.
+ */
+const putVersionedScript = `
+local current = redis.call('HGET', KEYS[1], 'version')
+if current and tonumber(current) >= tonumber(ARGV[2]) then return 0 end
+if not current then redis.call('INCR', KEYS[2]) end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[1])
+return 1`;
+
+const addOnceScript = `
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 604800) then
+  return redis.call('INCRBY', KEYS[2], ARGV[1])
+end
+return false`;
+
+export const statsKeys = { users: "stats:total_users", orders: "stats:total_orders", failedTasks: "stats:failed_tasks" } as const;
+
+export interface ReadModelWriter {
+  putVersioned(key: string, counterKey: string, version: number, json: string): void;
+  addOnce(eventId: string, counterKey: string, amount: number): void;
+  /** Sends everything queued in one round trip; throws if any write failed. */
+  flush(): Promise<void>;
+}
+
+export function readModelWriter(redis: Redis): ReadModelWriter {
+  const pipeline = redis.pipeline();
+  return {
+    putVersioned(key, counterKey, version, json) {
+      pipeline.eval(putVersionedScript, 2, key, counterKey, json, String(version));
+    },
+    addOnce(eventId, counterKey, amount) {
+      pipeline.eval(addOnceScript, 2, `applied:${eventId}`, counterKey, String(amount));
+    },
+    async flush() {
+      const results = (await pipeline.exec()) ?? [];
+      const failed = results.find(([error]) => error);
+      if (failed) throw failed[0];
+    },
+  };
+}
+
+/** Reads an entity's JSON from the read model, or undefined when it is not there (or Redis is down). */
+export async function readEntity(redis: Redis, key: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const json = await redis.hget(key, "json");
+    return json ? (JSON.parse(json) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

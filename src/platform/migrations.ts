@@ -1,0 +1,79 @@
+import type { PostgresPool } from "./postgres.js";
+
+/**
+ * The schema, as ordered, append-only steps. Applied at start-up by every service (and by
+ * `make migrate`), under an advisory lock so that instances starting together apply each once.
+ */
+const migrations: readonly { id: number; name: string; sql: string }[] = [
+  {
+    id: 1,
+    name: "users, orders and the outbox",
+    sql: `
+      CREATE TABLE users (
+        id             BIGSERIAL PRIMARY KEY,
+        third_party_id TEXT NOT NULL UNIQUE,
+        name           TEXT NOT NULL DEFAULT '',
+        email          TEXT NOT NULL DEFAULT '',
+        phone          TEXT NOT NULL DEFAULT '',
+        status         TEXT NOT NULL DEFAULT '',
+        created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+        last_synced_at TIMESTAMPTZ,
+        version        BIGINT NOT NULL DEFAULT 1
+      );
+      CREATE TABLE orders (
+        id              UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+        idempotency_key TEXT NOT NULL UNIQUE,
+        user_id         TEXT NOT NULL,
+        product         TEXT NOT NULL,
+        quantity        INTEGER NOT NULL CHECK (quantity > 0),
+        amount_cents    BIGINT NOT NULL CHECK (amount_cents >= 0),
+        status          TEXT NOT NULL DEFAULT 'PENDING',
+        created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
+        version         BIGINT NOT NULL DEFAULT 1
+      );
+      CREATE INDEX orders_pending ON orders (created_at) WHERE status = 'PENDING';
+      -- Events written in the same transaction as the change they describe (transactional
+      -- outbox); the relay publishes them to Redis Streams and stamps published_at.
+      CREATE TABLE outbox (
+        id           BIGSERIAL PRIMARY KEY,
+        stream       TEXT NOT NULL,
+        event_type   TEXT NOT NULL,
+        payload      JSONB NOT NULL,
+        created_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+        published_at TIMESTAMPTZ
+      );
+      CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
+    `,
+  },
+];
+
+export async function migrate(pool: PostgresPool): Promise<number[]> {
+  const client = await pool.connect();
+  try {
+    // One lock for the whole schema: concurrent starters wait instead of racing.
+    await client.query("SELECT pg_advisory_lock(74657369)");
+    await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+    const { rows } = await client.query<{ id: number }>("SELECT id FROM schema_migrations");
+    const applied = new Set(rows.map((row) => row.id));
+    const newlyApplied: number[] = [];
+    for (const migration of migrations) {
+      if (applied.has(migration.id)) continue;
+      await client.query("BEGIN");
+      try {
+        await client.query(migration.sql);
+        await client.query("INSERT INTO schema_migrations (id, name) VALUES ($1, $2)", [migration.id, migration.name]);
+        await client.query("COMMIT");
+        newlyApplied.push(migration.id);
+      } catch (error) {
+        await client.query("ROLLBACK");
+        throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });
+      }
+    }
+    return newlyApplied;
+  } finally {
+    await client.query("SELECT pg_advisory_unlock(74657369)").catch(() => undefined);
+    client.release();
+  }
+}

@@ -1,0 +1,67 @@
+import pg from "pg";
+import Pool from "pg-pool";
+import type { EnvReader } from "./config.js";
+
+export type PostgresPool = Pool<pg.Client>;
+
+/** PostgresConfig, read from the standard libpq variables (PGHOST, PGPORT, ...). */
+export interface PostgresConfig {
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password: string | undefined;
+  /** Pool size bounds. Default max 10, min 2 (the seed's). */
+  max: number;
+  min: number;
+}
+
+export function postgresConfigFromEnv(env: EnvReader): PostgresConfig {
+  return {
+    host: env.string("PGHOST", "127.0.0.1"),
+    port: env.port("PGPORT", 5432),
+    user: env.string("PGUSER", "postgres"),
+    database: env.string("PGDATABASE", "test"),
+    password: env.optionalString("PGPASSWORD"),
+    max: env.int("PG_POOL_MAX", 10, { min: 1, max: 1000 }),
+    min: env.int("PG_POOL_MIN", 2, { min: 0, max: 1000 }),
+  };
+}
+
+/**
+ * createPostgresPool returns a bounded pg-pool of pg clients. Connections fail after 5 s instead
+ * of hanging, and the pool's errors (a server restart drops idle clients) are reported, not
+ * thrown into the event loop.
+ */
+export function createPostgresPool(config: PostgresConfig, onError: (error: Error) => void): PostgresPool {
+  const pool = new Pool({
+    Client: pg.Client,
+    host: config.host,
+    port: config.port,
+    user: config.user,
+    database: config.database,
+    ...(config.password ? { password: config.password } : {}),
+    max: config.max,
+    min: Math.min(config.min, config.max),
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+  } as Pool.Config<pg.Client>);
+  pool.on("error", onError);
+  return pool;
+}
+
+/** Runs `work` in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
+export async function inTransaction<T>(pool: PostgresPool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = (await pool.connect()) as unknown as pg.PoolClient;
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

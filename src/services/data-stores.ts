@@ -1,0 +1,65 @@
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { EnvReader } from "../platform/config.js";
+import type { Logger } from "../platform/log.js";
+import { migrate } from "../platform/migrations.js";
+import { createPostgresPool, postgresConfigFromEnv, type PostgresConfig, type PostgresPool } from "../platform/postgres.js";
+import { createRedis, redisUrlFromEnv, type Redis } from "../platform/redis.js";
+
+/** Where a CQRS service keeps its state: PostgreSQL (the truth) and Redis (the read model). */
+export interface DataStoresConfig {
+  postgres: PostgresConfig;
+  redisUrl: string;
+}
+
+export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
+  return { postgres: postgresConfigFromEnv(env), redisUrl: redisUrlFromEnv(env) };
+}
+
+export interface DataStores {
+  pool: PostgresPool;
+  /** Commands, queries and the relay. */
+  redis: Redis;
+  /** The projection's own connection (XREADGROUP blocks it). */
+  projectionRedis: Redis;
+  /** Throws when PostgreSQL, without which no command works, is unreachable. */
+  checkPostgres(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * openDataStores connects the pools and applies the schema migrations. Redis being down at start
+ * is not fatal (commands work without it and the read model catches up later); PostgreSQL is.
+ */
+export async function openDataStores(config: DataStoresConfig, log: Logger): Promise<DataStores> {
+  const pool = createPostgresPool(config.postgres, (error) => log.warn({ err: error }, "idle PostgreSQL client failed"));
+  const applied = await migrate(pool);
+  if (applied.length) log.info({ migrations: applied }, "schema migrated");
+  let redisDown = false;
+  const onRedisError = (error: Error) => {
+    if (!redisDown) log.warn({ err: error }, "Redis unreachable: commands continue, the read model will catch up");
+    redisDown = true;
+  };
+  const redis = createRedis(config.redisUrl, onRedisError);
+  const projectionRedis = createRedis(config.redisUrl, onRedisError);
+  redis.on("ready", () => {
+    if (redisDown) log.info("Redis reachable again");
+    redisDown = false;
+  });
+  // Give Redis a moment to connect so the workers do not start with a burst of warnings; a
+  // Redis that is down stays a warning, not a failure.
+  await Promise.race([Promise.all([once(redis, "ready"), once(projectionRedis, "ready")]), sleep(2000)]).catch(() => undefined);
+  return {
+    pool,
+    redis,
+    projectionRedis,
+    async checkPostgres() {
+      await pool.query("SELECT 1");
+    },
+    async close() {
+      redis.disconnect();
+      projectionRedis.disconnect();
+      await pool.end();
+    },
+  };
+}
