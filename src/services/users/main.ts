@@ -1,0 +1,63 @@
+import { createValidator } from "@bufbuild/protovalidate";
+import { startProjector } from "../../events/projector.js";
+import { startOutboxRelay } from "../../events/relay.js";
+import type { EnvReader } from "../../platform/config.js";
+import { runService } from "../../server/run-service.js";
+import { dataStoresConfigFromEnv, openDataStores } from "../data-stores.js";
+import { projectUsers } from "./projection.js";
+import { userRoutes as routes } from "./routes.js";
+import { createUserSync } from "./sync.js";
+import { usersStream } from "./upsert.js";
+
+function configure(env: EnvReader) {
+  const sourceUrl = env.optionalString("USER_SOURCE_URL");
+  return {
+    stores: dataStoresConfigFromEnv(env),
+    source: sourceUrl
+      ? {
+          url: sourceUrl,
+          pageSize: env.int("USER_SOURCE_PAGE_SIZE", 1000, { min: 1, max: 10_000 }),
+          concurrency: env.int("USER_SOURCE_CONCURRENCY", 10, { min: 1, max: 100 }),
+          timeoutMs: env.int("USER_SOURCE_TIMEOUT_MS", 5000, { min: 1 }),
+          attempts: env.int("USER_SOURCE_ATTEMPTS", 3, { min: 1, max: 10 }),
+        }
+      : undefined,
+    /** 0 turns the schedule off. Default 5 minutes when a source is set. */
+    syncIntervalMs: env.int("SYNC_INTERVAL_MS", 300_000, { min: 0 }),
+    importBatchSize: env.int("IMPORT_BATCH_SIZE", 500, { min: 1, max: 10_000 }),
+  };
+}
+
+await runService({
+  name: process.env.SERVICE_NAME ?? "user-sync",
+  version: "0.1.0",
+  configure,
+  async start(config, { instanceId, log }) {
+    const stores = await openDataStores(config.stores, log);
+    const validator = createValidator();
+    const relay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [usersStream], log });
+    const projector = startProjector({
+      redis: stores.projectionRedis,
+      stream: usersStream,
+      group: "users-read-model",
+      consumer: instanceId,
+      log,
+      apply: (events) => projectUsers(stores.redis, events),
+    });
+    const userSync = createUserSync(stores.pool, validator, config.source, log);
+    const scheduled =
+      config.source && config.syncIntervalMs > 0
+        ? setInterval(() => void userSync.sync().then(relay.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")), config.syncIntervalMs)
+        : undefined;
+    return {
+      routes: routes({ pool: stores.pool, redis: stores.redis, validator, sync: userSync.sync, eventsWritten: relay.kick, batchSize: config.importBatchSize }),
+      healthCheck: stores.checkPostgres,
+      async stop() {
+        if (scheduled) clearInterval(scheduled);
+        await relay.stop();
+        await projector.stop();
+        await stores.close();
+      },
+    };
+  },
+});

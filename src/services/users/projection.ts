@@ -1,0 +1,26 @@
+import type { OutboxEvent } from "../../events/outbox.js";
+import { readModelWriter, statsKeys } from "../../events/read-model.js";
+import type { Redis } from "../../platform/redis.js";
+import { userIndexKey, userKey, type UserRecord } from "./user-record.js";
+
+/**
+ * projectUsers applies user events to the read model: `user:{third_party_id}` holds the newest
+ * version (JSON), `users:index` lists the ids, `stats:total_users` counts each user once, and
+ * `stats:failed_tasks` adds each sync run's failures once.
+ */
+export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise<void> {
+  const writer = readModelWriter(redis);
+  const index: string[] = [];
+  for (const event of events) {
+    if (event.type === "users.upserted") {
+      for (const user of (event.payload.users ?? []) as UserRecord[]) {
+        writer.putVersioned(userKey(user.third_party_id), statsKeys.users, Number(user.version), JSON.stringify(user));
+        index.push("0", user.third_party_id);
+      }
+    } else if (event.type === "users.sync_completed") {
+      writer.addOnce(event.id, statsKeys.failedTasks, Number(event.payload.failed ?? 0));
+    }
+  }
+  await writer.flush();
+  if (index.length > 0) await redis.zadd(userIndexKey, ...index);
+}
