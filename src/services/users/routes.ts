@@ -33,7 +33,8 @@ export function userRoutes(deps: UserRoutesDeps): (router: ConnectRouter) => voi
         let batch: UserInput[] = [];
         const flush = async () => {
           if (batch.length === 0) return;
-          synced += await upsertUsers(pool, batch);
+          const written = await upsertUsers(pool, batch);
+          synced += written;
           batch = [];
           deps.eventsWritten();
         };

@@ -50,7 +50,10 @@ export function createUserSync(pool: PostgresPool, validator: Validator, source:
           else result.failed++;
         }
         try {
-          result.synced += await upsertUsers(pool, valid);
+          // Not `synced += await ...`: that reads `synced` before the await and would lose the
+          // counts of pages written concurrently.
+          const written = await upsertUsers(pool, valid);
+          result.synced += written;
         } catch (error) {
           result.failed += valid.length;
           log.error({ err: error, users: valid.length }, "a batch of users could not be written");

@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import { ViolationsSchema } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import pg from "pg";
+import { Registry } from "prom-client";
+import { OrderService, OrderStatus } from "../../gen/meshkit/orders/v1/orders_pb.js";
+import { StatusService } from "../../gen/meshkit/status/v1/status_pb.js";
+import { UserSyncService } from "../../gen/meshkit/users/v1/users_pb.js";
+import { createMeshTransport } from "../../src/client/index.js";
+import { startUserSource, type UserSourceServer } from "../../src/dev/user-source.js";
+import { consul, eventually, grpcurl, jaegerQueryUrl } from "../support/infra.js";
+import { runLoad } from "../support/load.js";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { Redis } from "ioredis";
+
+const db = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 2 });
+const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const userCount = Number(process.env.SYNC_TEST_USERS ?? 100_000);
+
+describe("reference services: orders, user-sync and status as real processes", function () {
+  this.timeout(300_000);
+  const run = randomUUID().slice(0, 8);
+  const names = { orders: `orders-${run}`, users: `user-sync-${run}`, status: `status-${run}` };
+  const prefix = `t${run}-`;
+  const processes: ServiceProcess[] = [];
+  let orders: ServiceProcess, users: ServiceProcess, status: ServiceProcess;
+  let source: UserSourceServer;
+  const redis = new Redis(redisUrl);
+
+  before(async () => {
+    source = await startUserSource(userCount, { prefix });
+    const common = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: redisUrl };
+    [orders, users, status] = await Promise.all([
+      startServiceProcess("src/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
+      startServiceProcess("src/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
+      startServiceProcess("src/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
+    ]);
+    processes.push(orders, users, status);
+  });
+  after(async () => {
+    await Promise.all(processes.map(killProcess));
+    await source?.close();
+    redis.disconnect();
+  });
+
+  const target = (service: ServiceProcess) => `127.0.0.1:${service.port}`;
+  const ordersClient = () => createClient(OrderService, createGrpcTransport({ baseUrl: `http://${target(orders)}` }));
+
+  it("lists, describes and answers every RPC through grpcurl and server reflection", async () => {
+    for (const [service, name] of [[orders, "meshkit.orders.v1.OrderService"], [users, "meshkit.users.v1.UserSyncService"], [status, "meshkit.status.v1.StatusService"]] as const) {
+      const listed = await grpcurl("-plaintext", target(service), "list");
+      assert.match(listed, new RegExp(name.replaceAll(".", "\\.")));
+      assert.match(listed, /grpc\.health\.v1\.Health/);
+      assert.match(await grpcurl("-plaintext", target(service), "describe", name), /rpc \w+/);
+      assert.deepEqual(JSON.parse(await grpcurl("-plaintext", target(service), "grpc.health.v1.Health/Check")), { status: "SERVING" });
+    }
+    const created = JSON.parse(await grpcurl("-plaintext", "-d", JSON.stringify({ idempotencyKey: `grpcurl-${run}`, userId: "u1", product: "pen", quantity: 3, amountCents: "450" }), target(orders), "meshkit.orders.v1.OrderService/CreateOrder"));
+    assert.equal(created.created, true);
+    const fetched = JSON.parse(await grpcurl("-plaintext", "-d", JSON.stringify({ id: created.order.id }), target(orders), "meshkit.orders.v1.OrderService/GetOrder"));
+    assert.equal(fetched.order.product, "pen");
+    const processed = JSON.parse(await grpcurl("-plaintext", "-d", '{"limit": 1000}', target(orders), "meshkit.orders.v1.OrderService/ProcessOrders"));
+    assert.ok(Number(processed.processed ?? 0) >= 1);
+    const imported = JSON.parse(await grpcurl("-plaintext", "-d", `{"user":{"thirdPartyId":"${prefix}imp1","email":"a@example.com"}} {"user":{"thirdPartyId":"${prefix}imp2","email":"not-an-email"}}`, target(users), "meshkit.users.v1.UserSyncService/ImportUsers"));
+    assert.deepEqual(imported, { synced: 1, failed: 1 });
+    const user = JSON.parse(await grpcurl("-plaintext", "-d", `{"thirdPartyId":"${prefix}imp1"}`, target(users), "meshkit.users.v1.UserSyncService/GetUser"));
+    assert.equal(user.user.email, "a@example.com");
+    const listed = JSON.parse(await grpcurl("-plaintext", "-d", `{"pageSize": 1, "pageToken": "${prefix}imp0"}`, target(users), "meshkit.users.v1.UserSyncService/ListUsers"));
+    assert.equal(listed.users[0].thirdPartyId, `${prefix}imp1`);
+    const systemStatus = JSON.parse(await grpcurl("-plaintext", target(status), "meshkit.status.v1.StatusService/GetSystemStatus"));
+    assert.equal(systemStatus.status.services.length, 2);
+    const watched = await grpcurl("-plaintext", "-max-time", "2", target(status), "meshkit.status.v1.StatusService/WatchSystemStatus").catch((error: { stdout?: string }) => error.stdout ?? "");
+    assert.match(watched, /"services"/);
+  });
+
+  it("is plain gRPC on the wire: a @grpc/grpc-js client built from the .proto files calls it", async () => {
+    const definition = protoLoader.loadSync(path.join(projectRoot, "proto/meshkit/orders/v1/orders.proto"), {
+      includeDirs: [path.join(projectRoot, "proto"), path.join(projectRoot, ".tools/proto")],
+      keepCase: true,
+      longs: String,
+      enums: String,
+    });
+    const loaded = grpc.loadPackageDefinition(definition) as unknown as { meshkit: { orders: { v1: { OrderService: grpc.ServiceClientConstructor } } } };
+    const client = new loaded.meshkit.orders.v1.OrderService(target(orders), grpc.credentials.createInsecure());
+    const call = (method: string, request: object) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => (client[method] as (r: object, cb: (e: Error | null, v: Record<string, unknown>) => void) => void).call(client, request, (error, value) => (error ? reject(error) : resolve(value))));
+    const created = (await call("createOrder", { idempotency_key: `grpcjs-${run}`, user_id: "u2", product: "ink", quantity: 1, amount_cents: 99 })) as { order: { id: string; status: string } };
+    assert.equal(created.order.status, "ORDER_STATUS_PENDING");
+    const fetched = (await call("getOrder", { id: created.order.id })) as { order: { product: string } };
+    assert.equal(fetched.order.product, "ink");
+    client.close();
+  });
+
+  it("answers the Connect protocol with JSON over HTTP/1.1", async () => {
+    const response = await fetch(`http://${target(orders)}/meshkit.orders.v1.OrderService/CreateOrder`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ idempotencyKey: `connect-${run}`, userId: "u3", product: "cup", quantity: 2, amountCents: "10" }),
+    });
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { order: { product: string }; created: boolean };
+    assert.deepEqual([body.order.product, body.created], ["cup", true]);
+  });
+
+  it("refuses invalid requests with INVALID_ARGUMENT naming each field, and writes nothing", async () => {
+    const key = `bad-${run}`;
+    const error = await ordersClient()
+      .createOrder({ idempotencyKey: key, userId: "", product: "x", quantity: 0 })
+      .then(() => undefined, (e: unknown) => ConnectError.from(e));
+    assert.equal(error?.code, Code.InvalidArgument);
+    const [violations] = error!.findDetails(ViolationsSchema);
+    assert.ok(violations, "no buf.validate.Violations detail");
+    const fields = violations.violations.map((v) => v.field?.elements.map((e) => e.fieldName).join("."));
+    assert.deepEqual(fields.sort(), ["quantity", "user_id"]);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM orders WHERE idempotency_key = $1", [key]);
+    assert.equal(rows[0].n, 0);
+    const badId = await ordersClient().getOrder({ id: "not-a-uuid" }).catch((e: unknown) => ConnectError.from(e));
+    assert.equal((badId as ConnectError).code, Code.InvalidArgument);
+  });
+
+  it("creates one order for a retried create with the same idempotency key", async () => {
+    const key = `same-${run}`;
+    const request = { idempotencyKey: key, userId: "u4", product: "lamp", quantity: 1, amountCents: 2500n };
+    const first = await ordersClient().createOrder(request);
+    const second = await ordersClient().createOrder(request);
+    assert.deepEqual([first.created, second.created, second.order?.id], [true, false, first.order?.id]);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM orders WHERE idempotency_key = $1", [key]);
+    assert.equal(rows[0].n, 1);
+    const clash = await ordersClient().createOrder({ ...request, quantity: 2 }).catch((e: unknown) => ConnectError.from(e));
+    assert.equal((clash as ConnectError).code, Code.AlreadyExists);
+    await eventually("the order in the read model", async () => ((await redis.hget(`order:${first.order!.id}`, "json")) ? true : undefined));
+    const { order } = await ordersClient().getOrder({ id: first.order!.id });
+    assert.equal(order?.status, OrderStatus.PENDING);
+  });
+
+  it(`syncs ${userCount} users from an HTTP source into PostgreSQL and the Redis read model`, async () => {
+    const client = createClient(UserSyncService, createGrpcTransport({ baseUrl: `http://${target(users)}` }));
+    const started = performance.now();
+    const result = await client.syncUsers({}, { timeoutMs: 240_000 });
+    assert.deepEqual({ synced: result.synced, failed: result.failed }, { synced: userCount, failed: 0 });
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM users WHERE third_party_id LIKE $1", [`${prefix}%`]);
+    assert.equal(rows[0].n, userCount + 1); // + the one imported through grpcurl
+    await eventually(
+      "every synced user in the read model",
+      async () => ((await redis.zlexcount("users:index", `[${prefix}0`, `[${prefix}9999999`)) === userCount ? true : undefined),
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const sample = JSON.parse((await redis.hget(`user:${prefix}0012345`, "json")) ?? "{}");
+    assert.equal(sample.email, `${prefix}0012345@example.com`);
+    console.log(`      synced ${userCount} users in ${Math.round(performance.now() - started)} ms (PostgreSQL and read model)`);
+  });
+
+  it("reports system status through the mesh, traced across services", async () => {
+    const transport = createMeshTransport({ service: names.status, consul, metrics: new Registry() });
+    try {
+      const { status: systemStatus } = await createClient(StatusService, transport).getSystemStatus({});
+      assert.deepEqual(systemStatus!.services.map((s) => [s.name, s.reachable, s.passingInstances >= 1]), [[names.users, true, true], [names.orders, true, true]]);
+      assert.ok(systemStatus!.totalUsers >= BigInt(userCount));
+      assert.ok(systemStatus!.totalOrders >= 3n);
+    } finally {
+      transport.close();
+    }
+    const trace = await eventually("a status trace reaching user-sync in Jaeger", async () => {
+      const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${names.status}&operation=${encodeURIComponent("meshkit.status.v1.StatusService/GetSystemStatus")}&limit=5`);
+      const body = (await response.json()) as { data: { processes: Record<string, { serviceName: string }> }[] };
+      return body.data.find((t) => Object.values(t.processes).some((p) => p.serviceName === names.users));
+    });
+    assert.ok(Object.values(trace.processes).some((p) => p.serviceName === names.orders));
+  });
+});
+
+describe("reference services: nothing lost when Redis or an instance fails", function () {
+  this.timeout(120_000);
+  const run = randomUUID().slice(0, 8);
+  const service = `orders-faults-${run}`;
+  const processes: ServiceProcess[] = [];
+  let privateRedis: PrivateRedis;
+
+  before(async () => {
+    privateRedis = await startPrivateRedis();
+  });
+  after(async () => {
+    await Promise.all(processes.map(killProcess));
+    await privateRedis?.stop();
+    privateRedis?.client.disconnect();
+  });
+
+  it("keeps taking orders while Redis is down, and the read model holds each, once, when it returns", async () => {
+    const instance = await startServiceProcess("src/services/orders/main.ts", { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url });
+    processes.push(instance);
+    const client = createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
+    const ids: string[] = [];
+    const create = async (n: number) => ids.push((await client.createOrder({ idempotencyKey: `redis-${run}-${n}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!.id);
+    for (let n = 0; n < 10; n++) await create(n);
+    await privateRedis.stop(); // and it comes back empty: nothing kept on disk
+    for (let n = 10; n < 30; n++) await create(n);
+    await client.processOrders({ limit: 5 });
+    await privateRedis.start();
+    await eventually(
+      "all 30 orders in the rebuilt read model",
+      async () => {
+        const present = await Promise.all(ids.map((id) => privateRedis.client.hexists(`order:${id}`, "json")));
+        return present.every(Boolean) ? true : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+    // Every order in PostgreSQL counted once, though Redis lost everything and every event
+    // (this database's whole outbox) was published again.
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM orders");
+    await eventually("the order count to settle", async () => (Number(await privateRedis.client.get("stats:total_orders")) === rows[0].n ? true : undefined), { timeoutMs: 60_000 });
+    // And each order's newest state: the read model says what PostgreSQL says.
+    const truth = await db.query<{ id: string; status: string }>("SELECT id::text, status FROM orders WHERE id = ANY($1::uuid[])", [ids]);
+    const expected = Object.fromEntries(truth.rows.map((row) => [row.id, row.status]));
+    await eventually("the read model to match PostgreSQL", async () => {
+      const jsons = await Promise.all(ids.map((id) => privateRedis.client.hget(`order:${id}`, "json")));
+      const seen = Object.fromEntries(ids.map((id, i) => [id, JSON.parse(jsons[i]!).status as string]));
+      return JSON.stringify(seen) === JSON.stringify(Object.fromEntries(ids.map((id) => [id, expected[id]]))) ? true : undefined;
+    });
+  });
+
+  it("loses no acknowledged order when an instance is SIGKILLed under load", async () => {
+    const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
+    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/services/orders/main.ts", env)));
+    processes.push(...pair);
+    const transport = createMeshTransport({ service: env.SERVICE_NAME, consul, metrics: new Registry(), balancer: "round_robin" });
+    const client = createClient(OrderService, transport);
+    await eventually("both instances known", async () => (transport.endpoints.length === 2 ? true : undefined));
+    const acknowledged: string[] = [];
+    let n = 0;
+    setTimeout(() => pair[0]!.signal("SIGKILL"), 800);
+    const result = await runLoad(
+      async () => acknowledged.push((await client.createOrder({ idempotencyKey: `kill-${run}-${n++}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!.id),
+      { durationMs: 3000, concurrency: 4, maxCalls: 5000 },
+    );
+    transport.close();
+    assert.deepEqual(result.errors.map(String), []);
+    const { rows } = await db.query("SELECT count(*)::int AS n FROM orders WHERE id = ANY($1::uuid[])", [acknowledged]);
+    assert.equal(rows[0].n, acknowledged.length);
+    assert.ok(acknowledged.length > 50, `only ${acknowledged.length} orders`);
+  });
+
+  it("drains on SIGTERM: every call in flight succeeds and the instance leaves Consul", async () => {
+    const slow = await startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: `echo-drain-${run}`, ECHO_DELAY_MS: "700" });
+    processes.push(slow);
+    const { EchoService } = await import("../../gen/meshkit/echo/v1/echo_pb.js");
+    const client = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${slow.port}` }));
+    const inFlight = Array.from({ length: 8 }, (_, i) => client.echo({ message: `in flight ${i}` }));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    slow.signal("SIGTERM");
+    const replies = await Promise.all(inFlight);
+    assert.equal(replies.length, 8);
+    assert.equal(await slow.exited, 0);
+    assert.equal(((await consul.agent.service.list()) as Record<string, unknown>)[slow.instanceId], undefined);
+  });
+});

@@ -1,0 +1,38 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import net from "node:net";
+import { Redis } from "ioredis";
+import { eventually } from "./infra.js";
+
+/** A redis-server of the test's own on a free loopback port, stoppable without touching the shared one. */
+export interface PrivateRedis {
+  readonly url: string;
+  readonly client: Redis;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+}
+
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const port = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = server.address() as net.AddressInfo;
+      server.close(() => resolve(free));
+    });
+  });
+  let child: ChildProcess | undefined;
+  const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
+  client.on("error", () => undefined);
+  const start = async () => {
+    child = spawn("redis-server", ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    await eventually("the private Redis", async () => ((await client.ping().catch(() => undefined)) === "PONG" ? true : undefined), { timeoutMs: 10_000 });
+  };
+  const stop = async () => {
+    if (!child || child.exitCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill("SIGKILL");
+    await exited;
+  };
+  await client.connect().catch(() => undefined);
+  await start();
+  return { url: `redis://127.0.0.1:${port}`, client, start, stop };
+}
