@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench
+.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-sync migrate
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -54,3 +54,11 @@ clean:
 ## bench: mesh client against raw Connect and grpc-js round_robin (needs infra-up)
 bench: setup infra-up
 	@$(ENV) node --import tsx bench/mesh-client.bench.ts
+
+## bench-sync: batched user upserts against row-by-row, on the real PostgreSQL
+bench-sync: setup
+	@$(ENV) node --import tsx bench/user-sync.bench.ts
+
+## migrate: apply the PostgreSQL schema (services also do it at start-up)
+migrate: setup
+	@$(ENV) node --import tsx scripts/migrate.ts

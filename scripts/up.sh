@@ -1,39 +1,59 @@
 #!/usr/bin/env bash
-# The main job, for now: the infrastructure (scripts/infra-up.sh) and two instances of the
-# sample echo service, each registered in Consul with a gRPC health check. `make down` stops it all.
+# The main job: the infrastructure (scripts/infra-up.sh), a local stand-in for the third-party user
+# API, two instances each of user-sync, orders and status (registered in Consul with gRPC checks),
+# and a small traffic generator. Everything on 127.0.0.1; logs and pids in .run/. `make down` stops it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MESHKIT_ROOT"
 mkdir -p "$RUN_DIR"
+export USER_SOURCE_PORT="${USER_SOURCE_PORT:-18080}"
 
-ports=()
-for n in 1 2; do
-  name="echo-$n"
+# run NAME ENTRY [VAR=VALUE...]: starts `node --import tsx ENTRY` in the background unless running.
+run() {
+  local name=$1 entry=$2
+  shift 2
   if [[ -f "$RUN_DIR/$name.pid" ]] && kill -0 "$(cat "$RUN_DIR/$name.pid")" 2>/dev/null; then
     log "$name: already running"
-  else
-    INSTANCE_ID="echo-local-$n" nohup node --import tsx src/services/echo/main.ts >"$RUN_DIR/$name.log" 2>&1 &
-    echo $! >"$RUN_DIR/$name.pid"
+    return
   fi
-done
-for n in 1 2; do
-  wait_for 30 "echo-$n to register" grep -q '"serving and registered in Consul"' "$RUN_DIR/echo-$n.log"
-  ports+=("$(grep -o '"address":"[^"]*"' "$RUN_DIR/echo-$n.log" | tail -1 | sed 's/.*:\([0-9]*\)"$/\1/')")
-done
+  env "$@" nohup node --import tsx "$entry" >"$RUN_DIR/$name.log" 2>&1 &
+  echo $! >"$RUN_DIR/$name.pid"
+}
 
+registered() { grep -q '"serving and registered in Consul"' "$RUN_DIR/$1.log"; }
+port_of() { grep -o '"address":"[^"]*"' "$RUN_DIR/$1.log" | tail -1 | sed 's/.*:\([0-9]*\)"$/\1/'; }
+
+make --no-print-directory migrate >/dev/null
+run user-source src/dev/user-source.ts USER_SOURCE_COUNT="${USER_SOURCE_COUNT:-1000}"
+for n in 1 2; do
+  run "user-sync-$n" src/services/users/main.ts INSTANCE_ID="user-sync-$n" USER_SOURCE_URL="http://127.0.0.1:$USER_SOURCE_PORT/users" SYNC_INTERVAL_MS=60000
+  run "orders-$n" src/services/orders/main.ts INSTANCE_ID="orders-$n"
+  run "status-$n" src/services/status/main.ts INSTANCE_ID="status-$n"
+done
+for name in user-sync-1 user-sync-2 orders-1 orders-2 status-1 status-2; do
+  wait_for 60 "$name to register" registered "$name"
+done
+# A first sync now rather than in a minute, so the status shows users at once.
+grpcurl -plaintext -max-time 60 "127.0.0.1:$(port_of user-sync-1)" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
+run traffic src/dev/traffic.ts
+
+orders=$(port_of orders-1) users=$(port_of user-sync-1) status=$(port_of status-1)
 cat <<MSG
 
-  The mesh is up (logs in .run/):
-    Consul UI       http://127.0.0.1:$CONSUL_HTTP_PORT/ui/dc1/services/echo
-    Jaeger UI       http://127.0.0.1:$JAEGER_UI_PORT/search?service=echo
-    echo instances  127.0.0.1:${ports[0]}  127.0.0.1:${ports[1]}
+  The mesh is up (logs in .run/, stop with: make down)
+    Consul UI      http://127.0.0.1:$CONSUL_HTTP_PORT/ui/dc1/services
+    Jaeger API     http://127.0.0.1:$JAEGER_UI_PORT/api/traces?service=status   (services: /api/services)
+    user-sync      127.0.0.1:$users $(port_of user-sync-2)
+    orders         127.0.0.1:$orders $(port_of orders-2)
+    status         127.0.0.1:$status $(port_of status-2)
+    traffic        a few calls a second through the mesh client (.run/traffic.log)
 
-  Try:
-    source scripts/lib.sh
-    grpcurl -plaintext 127.0.0.1:${ports[0]} list
-    grpcurl -plaintext 127.0.0.1:${ports[0]} describe meshkit.echo.v1.EchoService
-    grpcurl -plaintext -d '{"message":"hi"}' 127.0.0.1:${ports[0]} meshkit.echo.v1.EchoService/Echo
-    curl -s -H 'Content-Type: application/json' -d '{"message":"hi"}' http://127.0.0.1:${ports[0]}/meshkit.echo.v1.EchoService/Echo
-
-  Stop everything with: make down
+  Try (after: source scripts/lib.sh):
+    grpcurl -plaintext 127.0.0.1:$orders list
+    grpcurl -plaintext 127.0.0.1:$orders describe meshkit.orders.v1.OrderService
+    grpcurl -plaintext -d '{"idempotencyKey":"my-first-order","userId":"u1","product":"book","quantity":1,"amountCents":"1500"}' 127.0.0.1:$orders meshkit.orders.v1.OrderService/CreateOrder
+    grpcurl -plaintext -d '{"thirdPartyId":"u0000001"}' 127.0.0.1:$users meshkit.users.v1.UserSyncService/GetUser
+    grpcurl -plaintext 127.0.0.1:$status meshkit.status.v1.StatusService/GetSystemStatus
+    grpcurl -plaintext 127.0.0.1:$status meshkit.status.v1.StatusService/WatchSystemStatus
+    curl -s -H 'Content-Type: application/json' -d '{}' http://127.0.0.1:$status/meshkit.status.v1.StatusService/GetSystemStatus
 MSG
