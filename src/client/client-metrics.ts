@@ -16,7 +16,7 @@ export interface ClientMetrics {
   calls: Histogram<"service" | "method" | "code">;
   attempts: Histogram<"service" | "method" | "instance" | "code">;
   retries: Counter<"service" | "method" | "reason">;
-  budgetExhausted: Counter<"service" | "method">;
+  budgetExhausted: Counter<"service">;
   breakerState: Gauge<"service" | "instance">;
   breakerTransitions: Counter<"service" | "instance" | "state">;
   resolverInstances: Gauge<"service">;
@@ -56,7 +56,7 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
     budgetExhausted: new Counter({
       name: "meshkit_client_retry_budget_exhausted_total",
       help: "Retries refused because the retry budget was spent.",
-      labelNames: ["service", "method"],
+      labelNames: ["service"],
       registers,
     }),
     breakerState: new Gauge({

@@ -108,6 +108,8 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   const rotation = options.breaker === false ? undefined : acquireBucketRotation(rotationWindow);
   const onEvent = options.onEvent ?? (() => undefined);
 
+  // Series that exist from the start, so dashboards and alerts have data before the first event.
+  metrics?.budgetExhausted.inc({ service }, 0);
   const callObservers = metrics && new CodeObservers((method, code) => metrics.calls.labels(service, method.name, code));
   const attemptObservers = new WeakMap<MeshEndpoint, CodeObservers>();
   const observeAttempt = (endpoint: MeshEndpoint, method: DescMethodUnary | DescMethodStreaming, code: Code | 0, seconds: number) => {
@@ -149,7 +151,10 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       seen.add(key);
       const existing = endpoints.get(key);
       if (existing) existing.instance = instance; // weight, tags or meta may have changed
-      else endpoints.set(key, new MeshEndpoint(instance, endpointOptions));
+      else {
+        endpoints.set(key, new MeshEndpoint(instance, endpointOptions));
+        metrics?.breakerState.set({ service, instance: instance.id }, breakerStateValue.closed);
+      }
     }
     for (const [key, endpoint] of endpoints) {
       if (seen.has(key)) continue;
@@ -252,7 +257,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
           const sent = !neverSent(caught, breakerRefused);
           if (signal?.aborted || !canRetry || attempts >= maxAttempts || !isRetryable(error, method, sent)) throw error;
           if (!budget.tryWithdraw()) {
-            metrics?.budgetExhausted.inc({ service, method: method.name });
+            metrics?.budgetExhausted.inc({ service });
             throw error;
           }
           metrics?.retries.inc({ service, method: method.name, reason: Code[error.code] ?? "unknown" });

@@ -4,6 +4,7 @@ import net, { type AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
@@ -26,6 +27,8 @@ export interface ServerHostOptions {
   interceptors?: Interceptor[];
   /** Pending-connection queue length passed to listen(). Default 1024, as the seed asks. */
   backlog?: number;
+  /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
+  metrics?: Registry;
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -72,6 +75,27 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     writeMaxBytes: options.writeMaxBytes ?? fourMebibytes,
     interceptors: options.interceptors,
     shutdownSignal: forceShutdown.signal,
+    // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
+    fallback(request, untypedResponse) {
+      // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
+      const response = untypedResponse as http.ServerResponse;
+      if (options.metrics && request.method === "GET" && request.url?.split("?")[0] === "/metrics") {
+        const registry = options.metrics;
+        registry.metrics().then(
+          (text) => {
+            response.writeHead(200, { "content-type": registry.contentType });
+            response.end(text);
+          },
+          (error: unknown) => {
+            response.writeHead(500);
+            response.end(String(error));
+          },
+        );
+        return;
+      }
+      response.writeHead(404);
+      response.end();
+    },
     routes(router) {
       options.routes(router);
       const appServices = uniqueServices(router.handlers.map((h) => h.service));

@@ -10,6 +10,8 @@ import { startServerHost } from "./host.js";
 import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
 import { unaryValidation } from "./interceptors/validation.js";
+import { serverMetrics } from "./interceptors/metrics.js";
+import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
 
 /** What a started service hands back to the host. */
@@ -55,6 +57,8 @@ const healthCheckIntervalMs = 2000;
  * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
  * `CONSUL_CHECK_INTERVAL` (default 5s), `DRAIN_TIMEOUT_MS` (default 10000),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
+ * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
+ * on the service's port.
  */
 export async function runService<Config>(definition: ServiceDefinition<Config>): Promise<void> {
   const env = readEnv();
@@ -75,13 +79,16 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   }
 
   const telemetry = startTelemetry({ serviceName: definition.name, serviceVersion: definition.version, instanceId });
+  collectDefaultMetrics({ register });
   const consul = createConsulClient(consulAddress);
   const runtime = await definition.start(config, { instanceId, log, consul });
   const server = await startServerHost({
     routes: runtime.routes,
     host,
     port,
-    interceptors: [serverTracing(), serverDeadline(), unaryValidation(createValidateInterceptor())],
+    // Outermost first: the span and the metrics see every call, validation failures included.
+    interceptors: [serverTracing(), serverMetrics(register), serverDeadline(), unaryValidation(createValidateInterceptor())],
+    metrics: register,
   });
 
   let stopping = false;

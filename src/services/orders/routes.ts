@@ -4,6 +4,7 @@ import type { PostgresPool } from "../../platform/postgres.js";
 import type { Redis } from "../../platform/redis.js";
 import { createOrder, processOrders } from "./commands.js";
 import { toOrder } from "./order-record.js";
+import { measureOrderCommand } from "./metrics.js";
 import { getOrder } from "./queries.js";
 
 export interface OrderRoutesDeps {
@@ -17,12 +18,12 @@ export function orderRoutes({ pool, redis, eventsWritten }: OrderRoutesDeps): (r
   return (router) =>
     router.service(OrderService, {
       async createOrder(request) {
-        const { order, created } = await createOrder(pool, request);
+        const { order, created } = await measureOrderCommand(() => createOrder(pool, request));
         if (created) eventsWritten();
         return { order: toOrder(order), created };
       },
       async processOrders(request) {
-        const processed = await processOrders(pool, request.limit);
+        const processed = await measureOrderCommand(() => processOrders(pool, request.limit));
         if (processed) eventsWritten();
         return { processed };
       },

@@ -7,6 +7,7 @@ import { dataStoresConfigFromEnv, openDataStores } from "../data-stores.js";
 import { projectUsers } from "./projection.js";
 import { userRoutes as routes } from "./routes.js";
 import { createUserSync } from "./sync.js";
+import { recordTask } from "../task-metrics.js";
 import { usersStream } from "./upsert.js";
 
 function configure(env: EnvReader) {
@@ -47,7 +48,10 @@ await runService({
     const userSync = createUserSync(stores.pool, validator, config.source, log);
     const scheduled =
       config.source && config.syncIntervalMs > 0
-        ? setInterval(() => void userSync.sync().then(relay.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")), config.syncIntervalMs)
+        ? setInterval(
+            () => void recordTask("user_sync", userSync.sync).then(relay.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")),
+            config.syncIntervalMs,
+          )
         : undefined;
     return {
       routes: routes({ pool: stores.pool, redis: stores.redis, validator, sync: userSync.sync, eventsWritten: relay.kick, batchSize: config.importBatchSize }),

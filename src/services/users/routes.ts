@@ -7,6 +7,7 @@ import { getUser, listUsers } from "./queries.js";
 import { validUser, type SyncResult } from "./sync.js";
 import { recordSyncRun, upsertUsers } from "./upsert.js";
 import type { UserInput } from "./user-record.js";
+import { recordSyncRunMetrics, userSyncMetrics } from "./metrics.js";
 
 export interface UserRoutesDeps {
   pool: PostgresPool;
@@ -28,6 +29,7 @@ export function userRoutes(deps: UserRoutesDeps): (router: ConnectRouter) => voi
         return result;
       },
       async importUsers(requests) {
+        const started = performance.now();
         let synced = 0;
         let failed = 0;
         let batch: UserInput[] = [];
@@ -42,12 +44,14 @@ export function userRoutes(deps: UserRoutesDeps): (router: ConnectRouter) => voi
           const user = request.user && validUser(validator, request.user);
           if (!user) {
             failed++;
+            userSyncMetrics.errors.inc({ error_type: "invalid" });
             continue;
           }
           batch.push(user);
           if (batch.length >= batchSize) await flush();
         }
         await flush();
+        recordSyncRunMetrics(synced, failed, (performance.now() - started) / 1000);
         await recordSyncRun(pool, synced, failed, "import");
         return { synced, failed };
       },

@@ -7,6 +7,7 @@ import type { PostgresPool } from "../../platform/postgres.js";
 import { readUserSource, type SourceUser, type UserSourceOptions } from "./source.js";
 import { recordSyncRun, upsertUsers } from "./upsert.js";
 import type { UserInput } from "./user-record.js";
+import { recordSyncRunMetrics, userSyncMetrics } from "./metrics.js";
 
 export interface SyncResult {
   synced: number;
@@ -41,13 +42,17 @@ export function createUserSync(pool: PostgresPool, validator: Validator, source:
     if (!source) throw new ConnectError("this instance has no user source configured (USER_SOURCE_URL)", Code.FailedPrecondition);
     const result: SyncResult = { synced: 0, failed: 0 };
     const started = performance.now();
+    let sourceFailed = false;
     try {
       await readUserSource(source, async (page) => {
         const valid: UserInput[] = [];
         for (const user of page) {
           const input = validUser(validator, fromSource(user));
           if (input) valid.push(input);
-          else result.failed++;
+          else {
+            result.failed++;
+            userSyncMetrics.errors.inc({ error_type: "invalid" });
+          }
         }
         try {
           // Not `synced += await ...`: that reads `synced` before the await and would lose the
@@ -56,10 +61,16 @@ export function createUserSync(pool: PostgresPool, validator: Validator, source:
           result.synced += written;
         } catch (error) {
           result.failed += valid.length;
+          userSyncMetrics.errors.inc({ error_type: "database" });
           log.error({ err: error, users: valid.length }, "a batch of users could not be written");
         }
       });
+    } catch (error) {
+      sourceFailed = true;
+      userSyncMetrics.errors.inc({ error_type: "source" });
+      throw error;
     } finally {
+      recordSyncRunMetrics(result.synced, result.failed + (sourceFailed ? 1 : 0), (performance.now() - started) / 1000);
       await recordSyncRun(pool, result.synced, result.failed, source.url).catch((error: unknown) => log.error({ err: error }, "sync run not recorded"));
       log.info({ ...result, ms: Math.round(performance.now() - started) }, "user sync finished");
     }
