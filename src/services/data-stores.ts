@@ -2,6 +2,9 @@ import { once } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { EnvReader } from "../platform/config.js";
 import type { Logger } from "../platform/log.js";
+import type { OutboxEvent } from "../events/outbox.js";
+import { startProjector } from "../events/projector.js";
+import { startOutboxRelay, type OutboxRelay } from "../events/relay.js";
 import { migrate } from "../platform/migrations.js";
 import { createPostgresPool, postgresConfigFromEnv, type PostgresConfig, type PostgresPool } from "../platform/postgres.js";
 import { createRedis, redisUrlFromEnv, type Redis } from "../platform/redis.js";
@@ -60,6 +63,39 @@ export async function openDataStores(config: DataStoresConfig, log: Logger): Pro
       redis.disconnect();
       projectionRedis.disconnect();
       await pool.end();
+    },
+  };
+}
+
+/** EventPipeline is a service's outbox relay and read-model projection, started together. */
+export interface EventPipeline {
+  /** Asks the relay to publish now (after a command committed events). */
+  kick(): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * startEventPipeline relays `stream`'s outbox rows to Redis and projects them into the read model
+ * with `project`, consuming as `instanceId` in the group `group` shared by the service's instances.
+ */
+export function startEventPipeline(
+  stores: DataStores,
+  options: { stream: string; group: string; instanceId: string; log: Logger; project: (redis: Redis, events: OutboxEvent[]) => Promise<void> },
+): EventPipeline {
+  const relay: OutboxRelay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [options.stream], log: options.log });
+  const projector = startProjector({
+    redis: stores.projectionRedis,
+    stream: options.stream,
+    group: options.group,
+    consumer: options.instanceId,
+    log: options.log,
+    apply: (events) => options.project(stores.redis, events),
+  });
+  return {
+    kick: relay.kick,
+    async stop() {
+      await relay.stop();
+      await projector.stop();
     },
   };
 }

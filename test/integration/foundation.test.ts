@@ -3,20 +3,8 @@ import { randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import { consul, eventually, grpcurl, jaegerQueryUrl } from "../support/infra.js";
+import { consul, eventually, grpcCheckStatus, grpcurl, jaegerQueryUrl } from "../support/infra.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
-
-interface ConsulCheck {
-  ServiceID: string;
-  Status: string;
-  Type: string;
-}
-
-/** The status of the gRPC check that Consul runs against `instanceId`, or undefined. */
-async function grpcCheckStatus(serviceName: string, instanceId: string): Promise<string | undefined> {
-  const checks = (await consul.health.checks(serviceName)) as unknown as ConsulCheck[];
-  return checks.find((check) => check.ServiceID === instanceId && check.Type === "grpc")?.Status;
-}
 
 describe("foundation: a service process, real Consul, real Jaeger, grpcurl", function () {
   this.timeout(90_000);

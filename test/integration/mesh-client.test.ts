@@ -5,22 +5,11 @@ import { Registry } from "prom-client";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
 import { startTelemetry, type Telemetry } from "../../src/platform/telemetry.js";
-import { consul, eventually, jaegerQueryUrl } from "../support/infra.js";
+import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
 import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { registerInConsul } from "../../src/server/registration.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
-
-interface ConsulCheck {
-  ServiceID: string;
-  Status: string;
-  Type: string;
-}
-
-async function checkStatus(service: string, instanceId: string): Promise<string | undefined> {
-  const checks = (await consul.health.checks(service)) as unknown as ConsulCheck[];
-  return checks.find((check) => check.ServiceID === instanceId && check.Type === "grpc")?.Status;
-}
 
 function countBy(ids: string[]): Map<string, number> {
   const counts = new Map<string, number>();
@@ -53,7 +42,7 @@ describe("mesh client: real Consul, three echo processes", function () {
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", ECHO_FAULT_SIGNALS: "1" };
     instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
     await eventually("all three instances to pass", async () => {
-      const statuses = await Promise.all(instances.map((i) => checkStatus(service, i.instanceId)));
+      const statuses = await Promise.all(instances.map((i) => grpcCheckStatus(service, i.instanceId)));
       return statuses.every((status) => status === "passing") ? true : undefined;
     });
   });
@@ -172,7 +161,7 @@ describe("mesh client: real Consul, three echo processes", function () {
     const frozen = instances[1]!;
     frozen.signal("SIGSTOP");
     try {
-      await eventually("Consul to mark it critical", async () => ((await checkStatus(service, frozen.instanceId)) === "critical" ? true : undefined));
+      await eventually("Consul to mark it critical", async () => ((await grpcCheckStatus(service, frozen.instanceId)) === "critical" ? true : undefined));
       const lag = await msUntil("the client to drop it", () => !transport.endpoints.some((e) => e.instance.id === frozen.instanceId));
       assert.ok(lag < 1000, `took ${lag} ms`);
     } finally {

@@ -43,3 +43,9 @@ export async function grpcurl(...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync("grpcurl", args, { timeout: 15_000 });
   return stdout;
 }
+
+/** The status of the gRPC check that Consul runs against `instanceId` of `serviceName`, or undefined. */
+export async function grpcCheckStatus(serviceName: string, instanceId: string): Promise<string | undefined> {
+  const checks = (await consul.health.checks(serviceName)) as unknown as { ServiceID: string; Status: string; Type: string }[];
+  return checks.find((check) => check.ServiceID === instanceId && check.Type === "grpc")?.Status;
+}

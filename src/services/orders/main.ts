@@ -1,7 +1,5 @@
-import { startProjector } from "../../events/projector.js";
-import { startOutboxRelay } from "../../events/relay.js";
 import { runService } from "../../server/run-service.js";
-import { dataStoresConfigFromEnv, openDataStores } from "../data-stores.js";
+import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { ordersStream } from "./commands.js";
 import { projectOrders } from "./projection.js";
 import { orderRoutes } from "./routes.js";
@@ -12,21 +10,12 @@ await runService({
   configure: dataStoresConfigFromEnv,
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config, log);
-    const relay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [ordersStream], log });
-    const projector = startProjector({
-      redis: stores.projectionRedis,
-      stream: ordersStream,
-      group: "orders-read-model",
-      consumer: instanceId,
-      log,
-      apply: (events) => projectOrders(stores.redis, events),
-    });
+    const events = startEventPipeline(stores, { stream: ordersStream, group: "orders-read-model", instanceId, log, project: projectOrders });
     return {
-      routes: orderRoutes({ pool: stores.pool, redis: stores.redis, eventsWritten: relay.kick }),
+      routes: orderRoutes({ pool: stores.pool, redis: stores.redis, eventsWritten: events.kick }),
       healthCheck: stores.checkPostgres,
       async stop() {
-        await relay.stop();
-        await projector.stop();
+        await events.stop();
         await stores.close();
       },
     };

@@ -1,4 +1,6 @@
-import { Registry } from "prom-client";
+import { Gauge, register } from "prom-client";
+import { statsKeys } from "../../events/read-model.js";
+import type { Redis } from "../../platform/redis.js";
 import { createMeshTransport } from "../../client/index.js";
 import type { EnvReader } from "../../platform/config.js";
 import { createRedis, redisUrlFromEnv } from "../../platform/redis.js";
@@ -20,8 +22,9 @@ await runService({
   configure,
   async start(config, { consul, log }) {
     const redis = createRedis(config.redisUrl, (error) => log.warn({ err: error }, "Redis unreachable: totals read as 0"));
-    const metrics = new Registry();
-    const services = config.services.map((name) => ({ name, transport: createMeshTransport({ service: name, consul, metrics }) }));
+    registerTotalsGauges(redis);
+    // The mesh client's metrics (breaker states, budget, calls) go to the registry /metrics serves.
+    const services = config.services.map((name) => ({ name, transport: createMeshTransport({ service: name, consul }) }));
     return {
       routes: statusRoutes({ collect: () => collectStatus(consul, redis, services), watchIntervalMs: config.watchIntervalMs }),
       async stop() {
@@ -31,3 +34,23 @@ await runService({
     };
   },
 });
+
+/** The read model's totals as gauges, read from Redis at scrape time (for the dashboard). */
+function registerTotalsGauges(redis: Redis): void {
+  const gauges = [
+    ["meshkit_system_total_users", "Users in the read model.", statsKeys.users],
+    ["meshkit_system_total_orders", "Orders in the read model.", statsKeys.orders],
+    ["meshkit_system_failed_tasks", "Users that failed to sync, over all runs.", statsKeys.failedTasks],
+  ] as const;
+  for (const [name, help, key] of gauges) {
+    new Gauge({
+      name,
+      help,
+      registers: [register],
+      async collect() {
+        const value = await redis.get(key).catch(() => null);
+        if (value !== null) this.set(Number(value));
+      },
+    });
+  }
+}

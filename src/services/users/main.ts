@@ -1,9 +1,7 @@
 import { createValidator } from "@bufbuild/protovalidate";
-import { startProjector } from "../../events/projector.js";
-import { startOutboxRelay } from "../../events/relay.js";
 import type { EnvReader } from "../../platform/config.js";
 import { runService } from "../../server/run-service.js";
-import { dataStoresConfigFromEnv, openDataStores } from "../data-stores.js";
+import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { projectUsers } from "./projection.js";
 import { userRoutes as routes } from "./routes.js";
 import { createUserSync } from "./sync.js";
@@ -36,30 +34,21 @@ await runService({
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config.stores, log);
     const validator = createValidator();
-    const relay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [usersStream], log });
-    const projector = startProjector({
-      redis: stores.projectionRedis,
-      stream: usersStream,
-      group: "users-read-model",
-      consumer: instanceId,
-      log,
-      apply: (events) => projectUsers(stores.redis, events),
-    });
+    const events = startEventPipeline(stores, { stream: usersStream, group: "users-read-model", instanceId, log, project: projectUsers });
     const userSync = createUserSync(stores.pool, validator, config.source, log);
     const scheduled =
       config.source && config.syncIntervalMs > 0
         ? setInterval(
-            () => void recordTask("user_sync", userSync.sync).then(relay.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")),
+            () => void recordTask("user_sync", userSync.sync).then(events.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")),
             config.syncIntervalMs,
           )
         : undefined;
     return {
-      routes: routes({ pool: stores.pool, redis: stores.redis, validator, sync: userSync.sync, eventsWritten: relay.kick, batchSize: config.importBatchSize }),
+      routes: routes({ pool: stores.pool, redis: stores.redis, validator, sync: userSync.sync, eventsWritten: events.kick, batchSize: config.importBatchSize }),
       healthCheck: stores.checkPostgres,
       async stop() {
         if (scheduled) clearInterval(scheduled);
-        await relay.stop();
-        await projector.stop();
+        await events.stop();
         await stores.close();
       },
     };
