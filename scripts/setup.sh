@@ -3,7 +3,8 @@
 #   - Node.js 24 from the npm registry into .tools/node, where the machine's node is older than 22
 #   - npm dependencies (npm ci) when package-lock.json changed
 #   - consul, jaeger and grpcurl built from source (Go module proxy) into .tools/bin
-#   - prometheus and promtool from Debian's package, unpacked into .tools/prometheus
+#   - prometheus and promtool built from source too: Debian's prometheus package (2.42) is
+#     built without Consul service discovery, which deploy/prometheus relies on
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MESHKIT_ROOT"
@@ -30,15 +31,17 @@ ensure_node_modules() {
   npm ci --no-audit --no-fund
 }
 
-# build_go_tool NAME PACKAGE VERSION: builds PACKAGE from the wrapper module tools/NAME (which pins
-# VERSION in its go.mod) into .tools/bin/NAME, unless a build of that same go.sum is there already.
+# build_go_tool NAME PACKAGE VERSION [MODULE]: builds PACKAGE from the wrapper module
+# tools/MODULE (default NAME; it pins VERSION in its go.mod) into .tools/bin/NAME, unless a build
+# of that same go.sum is there already.
 build_go_tool() {
-  local name=$1 package=$2 version=$3
+  local name=$1 package=$2 version=$3 module=${4:-$1}
   local stamp="$TOOLS_DIR/bin/.$name.stamp" want
-  want="$version $(sha256sum "tools/$name/go.sum" | cut -c1-16)"
-  if [[ -x "$TOOLS_DIR/bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
+  want="$version $(sha256sum "tools/$module/go.sum" | cut -c1-16)"
+  if [[ -x "$TOOLS_DIR/bin/$name" && ! -L "$TOOLS_DIR/bin/$name" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then return; fi
   log "building $name $version from source (Go module proxy); the first time takes minutes"
-  (cd "tools/$name" && GOFLAGS=-buildvcs=false go build -trimpath -o "$TOOLS_DIR/bin/$name" "$package")
+  rm -f "$TOOLS_DIR/bin/$name"
+  (cd "tools/$module" && GOFLAGS=-buildvcs=false go build -trimpath -o "$TOOLS_DIR/bin/$name" "$package")
   echo "$want" >"$stamp"
 }
 
@@ -55,24 +58,12 @@ ensure_consul() {
   build_go_tool consul github.com/hashicorp/consul "$CONSUL_VERSION"
 }
 
-ensure_prometheus() {
-  local dir="$TOOLS_DIR/prometheus"
-  if [[ -x "$dir/usr/bin/prometheus" && -x "$dir/usr/bin/promtool" ]]; then return; fi
-  log "fetching Debian's prometheus package (prometheus, promtool) into .tools/prometheus"
-  # Unpacked rather than installed: installing would also start a system-wide Prometheus.
-  local tmp
-  tmp=$(mktemp -d)
-  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get download prometheus >/dev/null; }; })
-  dpkg -x "$tmp"/prometheus_*.deb "$dir"
-  rm -rf "$tmp"
-  ln -sf "$dir/usr/bin/prometheus" "$dir/usr/bin/promtool" "$TOOLS_DIR/bin/"
-}
-
 ensure_node
 ensure_node_modules
 ensure_consul
 build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"
 build_go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION"
-ensure_prometheus
+build_go_tool prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"
+build_go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" prometheus
 "$MESHKIT_ROOT/scripts/vendor-protos.sh"
-log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, $(promtool --version 2>&1 | head -1 | awk '{print $1, $3}')"
+log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, prometheus $PROMETHEUS_VERSION"
