@@ -1,8 +1,13 @@
-import pg from "pg";
-import Pool from "pg-pool";
+import type pgTypes from "pg";
+import type PoolType from "pg-pool";
 import type { EnvReader } from "./config.js";
+import { requireInstrumented } from "./require-instrumented.js";
 
-export type PostgresPool = Pool<pg.Client>;
+const pg = requireInstrumented("pg") as typeof pgTypes;
+const Pool = requireInstrumented("pg-pool") as typeof PoolType;
+
+
+export type PostgresPool = PoolType<pgTypes.Client>;
 
 /** PostgresConfig, read from the standard libpq variables (PGHOST, PGPORT, ...). */
 export interface PostgresConfig {
@@ -45,14 +50,14 @@ export function createPostgresPool(config: PostgresConfig, onError: (error: Erro
     min: Math.min(config.min, config.max),
     idleTimeoutMillis: 30_000,
     connectionTimeoutMillis: 5_000,
-  } as Pool.Config<pg.Client>);
+  } as PoolType.Config<pgTypes.Client>);
   pool.on("error", onError);
   return pool;
 }
 
 /** Runs `work` in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
-export async function inTransaction<T>(pool: PostgresPool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = (await pool.connect()) as unknown as pg.PoolClient;
+export async function inTransaction<T>(pool: PostgresPool, work: (client: pgTypes.PoolClient) => Promise<T>): Promise<T> {
+  const client = (await pool.connect()) as unknown as pgTypes.PoolClient;
   try {
     await client.query("BEGIN");
     const result = await work(client);

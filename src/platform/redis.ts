@@ -1,7 +1,10 @@
-import { Redis } from "ioredis";
+import type { Redis as RedisClient } from "ioredis";
+import type ioredis from "ioredis";
 import type { EnvReader } from "./config.js";
+import { requireInstrumented } from "./require-instrumented.js";
 
-export { Redis };
+export type Redis = RedisClient;
+const { Redis: RedisConstructor } = requireInstrumented("ioredis") as typeof ioredis;
 
 export function redisUrlFromEnv(env: EnvReader): string {
   return env.string("REDIS_URL", "redis://127.0.0.1:6379");
@@ -13,7 +16,7 @@ export function redisUrlFromEnv(env: EnvReader): string {
  * see errors and retry on their own schedule.
  */
 export function createRedis(url: string, onError: (error: Error) => void): Redis {
-  const redis = new Redis(url, {
+  const redis = new RedisConstructor(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     retryStrategy: (attempt) => Math.min(100 * 2 ** attempt, 2000),

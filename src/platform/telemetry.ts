@@ -1,5 +1,8 @@
+import { randomUUID } from "node:crypto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
+import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
+import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
@@ -25,8 +28,11 @@ export interface Telemetry {
 }
 
 /**
- * startTelemetry starts the OpenTelemetry Node SDK with OTLP export. Call it before anything
- * else in a service process so that every later import is traced.
+ * startTelemetry starts the OpenTelemetry Node SDK with OTLP export, and the pg and ioredis
+ * instrumentations: PostgreSQL queries and Redis commands made inside a traced call become its
+ * child spans (`requireParentSpan`, so background polling such as the outbox relay's does not
+ * flood the trace store). The instrumentations patch modules loaded after this call through
+ * `require`: see `loadAfterTelemetry`.
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const exporter = new OTLPTraceExporter({
@@ -39,8 +45,33 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
     }),
     spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 500 })],
+    instrumentations: [new PgInstrumentation({ requireParentSpan: true }), new IORedisInstrumentation({ requireParentSpan: true })],
   });
   sdk.start();
   let stopped: Promise<void> | undefined;
   return { shutdown: () => (stopped ??= sdk.shutdown()) };
+}
+
+/** The identity of this service process: its name and instance id (as registered in Consul). */
+export interface ServiceIdentity {
+  name: string;
+  version: string;
+  instanceId: string;
+}
+
+let processTelemetry: { identity: ServiceIdentity; telemetry: Telemetry } | undefined;
+
+/**
+ * startServiceTelemetry starts telemetry once per process, for the service named
+ * `SERVICE_NAME` (default `defaultName`) with instance id `INSTANCE_ID` (default name-uuid).
+ * A service's entry point imports a module calling it before anything else, so that pg and ioredis
+ * are instrumented; `runService` calls it again and gets the same identity and SDK.
+ */
+export function startServiceTelemetry(defaultName: string, version: string): { identity: ServiceIdentity; telemetry: Telemetry } {
+  if (!processTelemetry) {
+    const name = process.env.SERVICE_NAME?.trim() || defaultName;
+    const identity = { name, version, instanceId: process.env.INSTANCE_ID?.trim() || `${name}-${randomUUID()}` };
+    processTelemetry = { identity, telemetry: startTelemetry({ serviceName: name, serviceVersion: version, instanceId: identity.instanceId }) };
+  }
+  return processTelemetry;
 }

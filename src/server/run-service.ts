@@ -1,10 +1,9 @@
-import { randomUUID } from "node:crypto";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { readEnv, type EnvReader } from "../platform/config.js";
 import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
 import { createLogger, type Logger } from "../platform/log.js";
-import { startTelemetry } from "../platform/telemetry.js";
+import { startServiceTelemetry } from "../platform/telemetry.js";
 import { ServingStatus } from "./health.js";
 import { startServerHost } from "./host.js";
 import { serverDeadline } from "./interceptors/deadline.js";
@@ -36,7 +35,7 @@ export interface ServiceContext {
 
 /** ServiceDefinition is what a service's entry point hands to `runService`. */
 export interface ServiceDefinition<Config = void> {
-  /** Consul service name, also the OpenTelemetry `service.name`. */
+  /** Consul service name, also the OpenTelemetry `service.name`; `SERVICE_NAME` overrides it. */
   name: string;
   version: string;
   /** Reads the service's own settings; problems are reported with the host's, all at once. */
@@ -65,12 +64,15 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const host = env.string("HOST", "127.0.0.1");
   const port = env.port("PORT", 0);
   const advertiseAddress = env.string("ADVERTISE_ADDRESS", host);
-  const instanceId = env.string("INSTANCE_ID", `${definition.name}-${randomUUID()}`);
   const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
   const config = definition.configure?.(env) as Config;
-  const log = createLogger(definition.name, { instance: instanceId });
+  // Started already when the entry point imported its telemetry module first (it must, for pg
+  // and ioredis to be instrumented); otherwise started here.
+  const { identity, telemetry } = startServiceTelemetry(definition.name, definition.version);
+  const instanceId = identity.instanceId;
+  const log = createLogger(identity.name, { instance: instanceId });
   try {
     env.done();
   } catch (error) {
@@ -78,7 +80,6 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     process.exit(2);
   }
 
-  const telemetry = startTelemetry({ serviceName: definition.name, serviceVersion: definition.version, instanceId });
   collectDefaultMetrics({ register });
   const consul = createConsulClient(consulAddress);
   const runtime = await definition.start(config, { instanceId, log, consul });
@@ -95,7 +96,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const healthTimer = runtime.healthCheck && watchHealth(runtime.healthCheck, (healthy) => !stopping && server.health.setAll(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log);
 
   const registration = await registerInConsul(consul, {
-    name: definition.name,
+    name: identity.name,
     id: instanceId,
     address: advertiseAddress,
     port: server.port,

@@ -4,7 +4,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
-import { startTelemetry, type Telemetry } from "../../src/platform/telemetry.js";
+import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
 import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
@@ -29,7 +29,6 @@ describe("mesh client: real Consul, three echo processes", function () {
   const service = `echo-mesh-${randomUUID().slice(0, 8)}`;
   const instances: ServiceProcess[] = [];
   const transports: MeshTransport[] = [];
-  let telemetry: Telemetry;
 
   const meshClient = (options: Partial<MeshTransportOptions> = {}) => {
     const transport = createMeshTransport({ service, consul, metrics: new Registry(), ...options });
@@ -38,7 +37,7 @@ describe("mesh client: real Consul, three echo processes", function () {
   };
 
   before(async () => {
-    telemetry = startTelemetry({ serviceName: `${service}-caller` });
+    startTestTelemetry();
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", ECHO_FAULT_SIGNALS: "1" };
     instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
     await eventually("all three instances to pass", async () => {
@@ -50,7 +49,6 @@ describe("mesh client: real Consul, three echo processes", function () {
   after(async () => {
     for (const transport of transports) transport.close();
     await Promise.all(instances.map(killProcess));
-    await telemetry?.shutdown();
   });
 
   it("round_robin sends each instance exactly its turn", async () => {
@@ -84,12 +82,12 @@ describe("mesh client: real Consul, three echo processes", function () {
     const { client } = meshClient();
     await client.echo({ message: "trace me" });
     const trace = await eventually("the trace in Jaeger", async () => {
-      const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${service}-caller&limit=20`);
+      const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${service}&operation=${encodeURIComponent("meshkit.echo.v1.EchoService/Echo")}&limit=50`);
       const body = (await response.json()) as { data: { processes: Record<string, { serviceName: string }>; spans: { spanID: string; processID: string; operationName: string; references: { refType: string; spanID: string }[]; tags: { key: string; value: unknown }[] }[] }[] };
-      return body.data.find((t) => t.spans.length >= 2);
+      return body.data.find((t) => Object.values(t.processes).some((p) => p.serviceName === testCallerName) && t.spans.some((s) => s.tags.some((tag) => tag.key === "meshkit.service" && tag.value === service)));
     });
     const serviceOf = (span: { processID: string }) => trace.processes[span.processID]!.serviceName;
-    const clientSpan = trace.spans.find((s) => serviceOf(s) === `${service}-caller`)!;
+    const clientSpan = trace.spans.find((s) => serviceOf(s) === testCallerName)!;
     const serverSpan = trace.spans.find((s) => serviceOf(s) === service)!;
     assert.equal(clientSpan.operationName, "meshkit.echo.v1.EchoService/Echo");
     assert.equal(clientSpan.tags.find((t) => t.key === "span.kind")?.value, "client");

@@ -11,7 +11,8 @@ import { Registry } from "prom-client";
 import { OrderService } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { StatusService } from "../../gen/meshkit/status/v1/status_pb.js";
 import { createMeshTransport, type MeshTransport } from "../../src/client/index.js";
-import { consul, consulAddress, eventually } from "../support/infra.js";
+import { consul, consulAddress, eventually, jaegerQueryUrl } from "../support/infra.js";
+import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 interface Series {
@@ -51,6 +52,7 @@ describe("observability: Prometheus finds every instance through Consul and ever
   };
 
   before(async () => {
+    startTestTelemetry();
     const common = { CONSUL_CHECK_INTERVAL: "1s" };
     services.push(
       ...(await Promise.all([
@@ -98,6 +100,24 @@ describe("observability: Prometheus finds every instance through Consul and ever
       prometheus.kill("SIGTERM");
       await exited;
     }
+  });
+
+  it("traces a call from a caller through the mesh into orders and its PostgreSQL queries, read back from Jaeger", async () => {
+    interface JaegerTrace {
+      processes: Record<string, { serviceName: string }>;
+      spans: { processID: string; operationName: string; tags: { key: string; value: unknown }[] }[];
+    }
+    const trace = await eventually("a traced CreateOrder in Jaeger", async () => {
+      const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${names.orders}&operation=${encodeURIComponent("meshkit.orders.v1.OrderService/CreateOrder")}&limit=20`);
+      const body = (await response.json()) as { data: JaegerTrace[] };
+      return body.data.find((t) => Object.values(t.processes).some((p) => p.serviceName === testCallerName));
+    });
+    const tagOf = (span: JaegerTrace["spans"][number], key: string) => span.tags.find((tag) => tag.key === key)?.value;
+    const services = new Set(Object.values(trace.processes).map((p) => p.serviceName));
+    assert.ok(services.has(testCallerName) && services.has(names.orders), [...services].join(", "));
+    const dbSpans = trace.spans.filter((span) => tagOf(span, "db.system") === "postgresql" || tagOf(span, "db.system.name") === "postgresql");
+    assert.ok(dbSpans.length >= 2, `PostgreSQL spans: ${trace.spans.map((s) => s.operationName).join(", ")}`);
+    assert.ok(dbSpans.every((span) => trace.processes[span.processID]!.serviceName === names.orders));
   });
 
   it("discovers each instance through Consul and scrapes it (up == 1)", async () => {

@@ -7,9 +7,13 @@ const tracer = trace.getTracer("meshkit-server");
  * serverTracing continues the caller's trace (W3C trace context in the request headers) with a
  * SERVER span per call, named and attributed after the OpenTelemetry RPC semantic conventions.
  * A streaming response's span ends when the stream does, not when the handler returns.
+ * Health checks and reflection calls are traced only when they come inside a caller's trace.
  */
 export function serverTracing(): Interceptor {
   return (next) => async (request) => {
+    // Consul's health checks (every few seconds per instance) and tools' reflection calls
+    // would fill the trace store with one-span traces: trace them only inside a caller's trace.
+    if (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent")) return next(request);
     const parent = propagation.extract(context.active(), request.header, headerGetter);
     const span = tracer.startSpan(
       `${request.service.typeName}/${request.method.name}`,
@@ -62,6 +66,8 @@ function finish(span: Span, error: unknown): void {
   }
   span.end();
 }
+
+const untracedUnlessParented = /^grpc\.(health|reflection)\./;
 
 const serverFaultCodes = new Set<Code>([
   Code.Unknown,

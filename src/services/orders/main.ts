@@ -1,3 +1,4 @@
+import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { runService } from "../../server/run-service.js";
 import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { ordersStream } from "./commands.js";
@@ -5,8 +6,8 @@ import { projectOrders } from "./projection.js";
 import { orderRoutes } from "./routes.js";
 
 await runService({
-  name: process.env.SERVICE_NAME ?? "orders",
-  version: "0.1.0",
+  name: service.name,
+  version: service.version,
   configure: dataStoresConfigFromEnv,
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config, log);

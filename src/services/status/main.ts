@@ -1,3 +1,4 @@
+import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { Gauge, register } from "prom-client";
 import { statsKeys } from "../../events/read-model.js";
 import type { Redis } from "../../platform/redis.js";
@@ -17,8 +18,8 @@ function configure(env: EnvReader) {
 }
 
 await runService({
-  name: process.env.SERVICE_NAME ?? "status",
-  version: "0.1.0",
+  name: service.name,
+  version: service.version,
   configure,
   async start(config, { consul, log }) {
     const redis = createRedis(config.redisUrl, (error) => log.warn({ err: error }, "Redis unreachable: totals read as 0"));

@@ -1,3 +1,4 @@
+import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { createValidator } from "@bufbuild/protovalidate";
 import type { EnvReader } from "../../platform/config.js";
 import { runService } from "../../server/run-service.js";
@@ -28,8 +29,8 @@ function configure(env: EnvReader) {
 }
 
 await runService({
-  name: process.env.SERVICE_NAME ?? "user-sync",
-  version: "0.1.0",
+  name: service.name,
+  version: service.version,
   configure,
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config.stores, log);
