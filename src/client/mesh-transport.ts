@@ -238,14 +238,14 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
           // The breaker judges the normalized error (a reset connection is UNAVAILABLE).
           const response = await endpoint.run(() =>
             attempt(endpoint, attemptTimeout, headers).catch((error: unknown) => {
-              throw attemptError(error, endpoint.instance.id, false);
+              throw attemptError(error, endpoint.instance.id, false, signal?.aborted);
             }),
           );
           recordAttempt(span, endpoint, attempts, 0);
           return onSuccess(response, endpoint, attemptStarted, span, attempts);
         } catch (caught) {
           breakerRefused = isBreakerOpen(caught);
-          const error = attemptError(caught, endpoint.instance.id, breakerRefused);
+          const error = attemptError(caught, endpoint.instance.id, breakerRefused, signal?.aborted);
           lastError = error;
           recordAttempt(span, endpoint, attempts, error.code);
           if (!breakerRefused) {

@@ -26,6 +26,12 @@ export interface ConsulResolverOptions {
   minQueryIntervalMs?: number;
   /** Longest wait between retries while Consul is unreachable, in ms. Default 10 000. */
   maxRetryDelayMs?: number;
+  /**
+   * After the agent lost its state (its index went backwards: a restart without data), an empty
+   * answer is not believed for this long, in ms, while the instances register again; the last
+   * known set keeps serving. Default 15 000. Outside that window an empty answer is passed on.
+   */
+  resetGraceMs?: number;
 }
 
 interface HealthEntry {
@@ -90,6 +96,7 @@ class ConsulWatch {
   resolved = false;
   lastError: Error | undefined;
   #lastAnswerAt = -Infinity;
+  #holdingUntil = 0;
   #setKey = "";
   #handles = 0;
   #listeners = new Set<(instances: readonly Instance[]) => void>();
@@ -157,7 +164,9 @@ class ConsulWatch {
       options: Record<string, unknown>,
     ) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
     let index = 0n;
+    let highestIndex = 0n;
     let failures = 0;
+    const resetGraceMs = this.options.resetGraceMs ?? 15_000;
     while (!this.#stop.signal.aborted) {
       const startedAt = performance.now();
       try {
@@ -168,13 +177,18 @@ class ConsulWatch {
           ...(filter ? { filter } : {}),
           ...(dc ? { dc } : {}),
           index: index.toString(),
-          wait: `${waitSeconds}s`,
+          // While an empty answer is on hold, ask again soon rather than block for a full wait.
+          wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,
           timeout: httpTimeoutMs,
           ctx: this.#cancelQuery,
         });
         failures = 0;
         this.#lastAnswerAt = performance.now();
         this.lastError = undefined;
+        const reported = nextIndex(0n, response.headers["x-consul-index"]);
+        // An index below one seen before: the agent's state was reset (restarted without data).
+        if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
+        highestIndex = reported;
         index = nextIndex(index, response.headers["x-consul-index"]);
         this.#publish(entries.map(toInstance));
       } catch (error) {
@@ -194,6 +208,8 @@ class ConsulWatch {
   }
 
   #publish(instances: Instance[]): void {
+    if (instances.length === 0 && this.instances.length > 0 && this.#holdingUntil > performance.now()) return;
+    this.#holdingUntil = 0;
     const key = instanceSetKey(instances);
     const first = !this.resolved;
     this.resolved = true;

@@ -62,13 +62,18 @@ function hasCause(error: unknown, codes: ReadonlySet<string>): boolean {
 /**
  * attemptError turns any attempt failure into the ConnectError the caller and the breaker see.
  * A breaker refusal becomes UNAVAILABLE; so does a broken connection, which connect-node reports
- * as ABORTED or UNKNOWN (an instance killed mid-call resets its connections): for the caller it is
- * the instance that became unavailable, and gRPC's own clients say UNAVAILABLE for it too.
+ * as ABORTED, UNKNOWN or CANCELED (an instance killed mid-call resets its connections and
+ * streams): for the caller it is the instance that became unavailable, and gRPC's own clients
+ * say UNAVAILABLE for it too. A cancellation the caller asked for stays CANCELED.
  */
-export function attemptError(error: unknown, instanceId: string, breakerRefused: boolean): ConnectError {
+export function attemptError(error: unknown, instanceId: string, breakerRefused: boolean, callerCanceled = false): ConnectError {
   if (breakerRefused) return new ConnectError(`circuit breaker of instance ${instanceId} is open`, Code.Unavailable);
   const connectError = ConnectError.from(error);
-  if (connectError.code !== Code.Unavailable && connectError.code !== Code.Canceled && hasCause(error, brokenConnectionCauses)) {
+  if (connectError.code === Code.Unavailable) return connectError;
+  // CANCELED that the caller did not ask for: the stream was reset under us (an instance dying
+  // resets its streams with CANCEL), which for the caller is an unavailable instance.
+  const resetUnderUs = connectError.code === Code.Canceled && !callerCanceled;
+  if (resetUnderUs || (connectError.code !== Code.Canceled && hasCause(error, brokenConnectionCauses))) {
     return new ConnectError(`connection to instance ${instanceId} broke: ${connectError.rawMessage}`, Code.Unavailable, undefined, undefined, error);
   }
   return connectError;

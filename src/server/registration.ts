@@ -26,17 +26,25 @@ export interface ConsulRegistrationOptions {
 
 export interface ConsulRegistration {
   readonly serviceId: string;
-  /** Removes the instance from Consul. Safe to call more than once. */
+  /** Removes the instance from Consul and stops re-registering it. Safe to call more than once. */
   deregister(): Promise<void>;
 }
+
+/** How often an instance checks that its agent still knows it. */
+const defaultReregisterIntervalMs = 10_000;
 
 /**
  * registerInConsul registers the instance with a gRPC health check that the Consul agent itself
  * runs against `grpc.health.v1.Health/Check` at address:port, so a hung or dead instance turns
- * critical without the instance's help.
+ * critical without the instance's help. It registers again by itself when the agent forgets it
+ * (an agent restarted without its data), checking every `reregisterIntervalMs` (default 10 s).
  */
-export async function registerInConsul(consul: ConsulClient, options: ConsulRegistrationOptions): Promise<ConsulRegistration> {
-  await consul.agent.service.register({
+export async function registerInConsul(
+  consul: ConsulClient,
+  options: ConsulRegistrationOptions,
+  { reregisterIntervalMs = defaultReregisterIntervalMs, onReregistered }: { reregisterIntervalMs?: number; onReregistered?: () => void } = {},
+): Promise<ConsulRegistration> {
+  const register = () => consul.agent.service.register({
     name: options.name,
     id: options.id,
     address: options.address,
@@ -52,9 +60,33 @@ export async function registerInConsul(consul: ConsulClient, options: ConsulRegi
       deregistercriticalserviceafter: options.deregisterCriticalAfter ?? "1m",
     },
   });
+  await register();
+
+  // A restarted agent (or one that lost its state) has forgotten the instance, and Consul does
+  // not tell: look every interval, and register again when it is missing. While the agent is
+  // unreachable the lookups fail quietly and the next one tries again.
+  let checking = false;
+  const watchdog = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    consul.agent.service
+      .list()
+      .then(async (services: Record<string, unknown>) => {
+        if (services[options.id]) return;
+        await register();
+        onReregistered?.();
+      })
+      .catch(() => undefined)
+      .finally(() => (checking = false));
+  }, reregisterIntervalMs);
+  watchdog.unref();
+
   let deregistered: Promise<void> | undefined;
   return {
     serviceId: options.id,
-    deregister: () => (deregistered ??= consul.agent.service.deregister(options.id).then(() => undefined)),
+    deregister: () => {
+      clearInterval(watchdog);
+      return (deregistered ??= consul.agent.service.deregister(options.id).then(() => undefined));
+    },
   };
 }

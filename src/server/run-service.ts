@@ -54,7 +54,8 @@ const healthCheckIntervalMs = 2000;
  *
  * Environment: `HOST` (default 127.0.0.1), `PORT` (default 0: any free port), `ADVERTISE_ADDRESS`
  * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
- * `CONSUL_CHECK_INTERVAL` (default 5s), `DRAIN_TIMEOUT_MS` (default 10000),
+ * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
+ * `DRAIN_TIMEOUT_MS` (default 10000),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
  * on the service's port.
@@ -67,6 +68,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
+  const reregisterIntervalMs = env.int("CONSUL_REREGISTER_INTERVAL_MS", 10_000, { min: 100 });
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
@@ -103,7 +105,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     tags: ["grpc", "grpc-web", "connect"],
     meta: { version: definition.version, protocols: "grpc,grpc-web,connect" },
     checkInterval,
-  });
+  }, { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") });
   log.info({ address: `${server.host}:${server.port}`, services: server.serviceNames }, "serving and registered in Consul");
 
   const stop = async (signal: string) => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { backoffDelay } from "../../src/client/backoff.js";
 import { createRetryBudget } from "../../src/client/retry-budget.js";
-import { isRetryable, neverSent } from "../../src/client/retry-policy.js";
+import { attemptError, isRetryable, neverSent } from "../../src/client/retry-policy.js";
 import { nextIndex } from "../../src/client/resolver-consul.js";
 import { createWeightedIndex } from "../../src/client/weighted-index.js";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
@@ -53,6 +53,18 @@ describe("retry policy", () => {
     assert.equal(neverSent(refused, false), true);
     assert.equal(neverSent(new ConnectError("reset", Code.Unavailable), false), false);
     assert.equal(neverSent(new Error("anything"), true), true);
+  });
+});
+
+describe("attemptError", () => {
+  it("turns a stream reset the caller did not ask for into UNAVAILABLE, and keeps a caller's cancel", () => {
+    const reset = new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled);
+    assert.equal(attemptError(reset, "i-1", false, false).code, Code.Unavailable);
+    assert.equal(attemptError(reset, "i-1", false, true).code, Code.Canceled);
+    const aborted = new ConnectError("read ECONNRESET", Code.Aborted, undefined, undefined, Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
+    assert.equal(attemptError(aborted, "i-1", false).code, Code.Unavailable);
+    assert.equal(attemptError(new ConnectError("bad", Code.InvalidArgument), "i-1", false).code, Code.InvalidArgument);
+    assert.match(attemptError(new Error("x"), "i-1", true).rawMessage, /circuit breaker of instance i-1 is open/);
   });
 });
 
