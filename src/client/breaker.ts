@@ -15,6 +15,13 @@ export interface BreakerOptions {
   resetTimeoutMs?: number;
   /** Length of the rolling statistics window, in ms. Default 10 000, in 10 buckets. */
   rollingWindowMs?: number;
+  /**
+   * Instance failures in a row that open the breaker whatever the window's percentage says
+   * (Linkerd's "failure accrual"). Default 5. A percentage over a 10 s window reacts slowly to
+   * an instance that was healthy until a moment ago (a hung process): its past successes dilute
+   * the new failures; a run of failures does not lie.
+   */
+  consecutiveFailures?: number;
 }
 
 export type Breaker = CircuitBreaker<[() => Promise<unknown>], unknown>;
@@ -49,7 +56,7 @@ export function isInstanceFailure(error: unknown): boolean {
  */
 export function createBreaker(options: BreakerOptions, rotation: EventEmitter): Breaker {
   const rollingCountTimeout = options.rollingWindowMs ?? 10_000;
-  return new CircuitBreaker((attempt: () => Promise<unknown>) => attempt(), {
+  const breaker: Breaker = new CircuitBreaker((attempt: () => Promise<unknown>) => attempt(), {
     timeout: false,
     errorThresholdPercentage: options.errorThresholdPercentage ?? 50,
     volumeThreshold: options.volumeThreshold ?? 10,
@@ -62,6 +69,16 @@ export function createBreaker(options: BreakerOptions, rotation: EventEmitter): 
     // opossum: returning true means "do not count this error as a failure".
     errorFilter: (error: unknown) => !isInstanceFailure(error),
   });
+  // opossum has no consecutive-failure trigger: count runs of failures here. ("success" is also
+  // what opossum emits for a filtered error, which rightly ends a run.)
+  const limit = options.consecutiveFailures ?? 5;
+  let run = 0;
+  breaker.on("success", () => (run = 0));
+  breaker.on("failure", () => {
+    if (++run >= limit && breaker.closed) breaker.open();
+  });
+  breaker.on("close", () => (run = 0));
+  return breaker;
 }
 
 /** True when `error` is opossum's refusal of a call because the breaker is open. */

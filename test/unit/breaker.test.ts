@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { createBreaker } from "../../src/client/breaker.js";
+
+const fail = (code: Code) => () => Promise.reject(new ConnectError("x", code));
+const succeed = () => Promise.resolve("ok");
+
+describe("createBreaker", () => {
+  const breakers: ReturnType<typeof createBreaker>[] = [];
+  const make = (options = {}) => {
+    const breaker = createBreaker({ volumeThreshold: 1000, ...options }, new EventEmitter());
+    breakers.push(breaker);
+    return breaker;
+  };
+  after(() => breakers.forEach((breaker) => breaker.shutdown()));
+
+  it("opens after a run of instance failures even when the window's percentage is low", async () => {
+    const breaker = make({ consecutiveFailures: 5 });
+    for (let i = 0; i < 50; i++) await breaker.fire(succeed);
+    for (let i = 0; i < 4; i++) await breaker.fire(fail(Code.Unavailable)).catch(() => undefined);
+    assert.equal(breaker.opened, false);
+    await breaker.fire(fail(Code.DeadlineExceeded)).catch(() => undefined);
+    assert.equal(breaker.opened, true);
+  });
+
+  it("a success ends the run", async () => {
+    const breaker = make({ consecutiveFailures: 3 });
+    for (let i = 0; i < 10; i++) {
+      await breaker.fire(fail(Code.Unavailable)).catch(() => undefined);
+      await breaker.fire(fail(Code.Unavailable)).catch(() => undefined);
+      await breaker.fire(succeed);
+    }
+    assert.equal(breaker.opened, false);
+  });
+
+  it("never counts a caller's errors (INVALID_ARGUMENT, NOT_FOUND, ...) against the instance", async () => {
+    const breaker = make({ consecutiveFailures: 3, volumeThreshold: 1 });
+    for (const code of [Code.InvalidArgument, Code.NotFound, Code.AlreadyExists, Code.PermissionDenied, Code.FailedPrecondition, Code.Canceled]) {
+      for (let i = 0; i < 5; i++) await breaker.fire(fail(code)).catch(() => undefined);
+    }
+    assert.equal(breaker.opened, false);
+    assert.equal(breaker.stats.failures, 0);
+  });
+});
