@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-sync migrate
+.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-sync bench-balancers migrate
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -62,3 +62,7 @@ bench-sync: setup
 ## migrate: apply the PostgreSQL schema (services also do it at start-up)
 migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
+
+## bench-balancers: pick cost of every balancer at 10, 100 and 1000 instances
+bench-balancers: setup
+	@$(ENV) node --import tsx bench/balancers.bench.ts
