@@ -1,4 +1,4 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { readEnv, type EnvReader } from "../platform/config.js";
 import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
@@ -9,6 +9,7 @@ import { startServerHost } from "./host.js";
 import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
 import { unaryValidation } from "./interceptors/validation.js";
+import { commandAuth, parseStaticTokens } from "./interceptors/auth.js";
 import { serverMetrics } from "./interceptors/metrics.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
@@ -57,6 +58,8 @@ const healthCheckIntervalMs = 2000;
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
  * `DRAIN_TIMEOUT_MS` (default 10000),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
+ * Command RPCs need a bearer token when `AUTH_TOKENS` (`name:token:scope scope,...`) or
+ * `AUTH_JWT_SECRET` (HS256) is set; see interceptors/auth.ts.
  * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
  * on the service's port.
  */
@@ -69,14 +72,18 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
   const reregisterIntervalMs = env.int("CONSUL_REREGISTER_INTERVAL_MS", 10_000, { min: 100 });
+  const authTokens = env.optionalString("AUTH_TOKENS");
+  const jwtSecret = env.optionalString("AUTH_JWT_SECRET");
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
   const { identity, telemetry } = startServiceTelemetry(definition.name, definition.version);
   const instanceId = identity.instanceId;
   const log = createLogger(identity.name, { instance: instanceId });
+  let auth: Interceptor | undefined;
   try {
     env.done();
+    if (authTokens || jwtSecret) auth = commandAuth({ tokens: parseStaticTokens(authTokens), ...(jwtSecret ? { jwtSecret } : {}) });
   } catch (error) {
     log.fatal({ err: error }, "invalid configuration");
     process.exit(2);
@@ -90,7 +97,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     host,
     port,
     // Outermost first: the span and the metrics see every call, validation failures included.
-    interceptors: [serverTracing(), serverMetrics(register), serverDeadline(), unaryValidation(createValidateInterceptor())],
+    interceptors: [serverTracing(), serverMetrics(register), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
     metrics: register,
   });
 

@@ -42,3 +42,14 @@ describe("readEnv", () => {
     assert.deepEqual(readEnv({ TAGS: "a, b,,c " }).list("TAGS", []), ["a", "b", "c"]);
   });
 });
+
+describe("parseStaticTokens", () => {
+  it("reads name:token:scopes entries whose scopes contain colons", async () => {
+    const { parseStaticTokens } = await import("../../src/server/interceptors/auth.js");
+    assert.deepEqual(parseStaticTokens("ops:abc:svc.v1.S:write other:read, ro:xyz:"), [
+      { name: "ops", token: "abc", scopes: ["svc.v1.S:write", "other:read"] },
+      { name: "ro", token: "xyz", scopes: [] },
+    ]);
+    assert.throws(() => parseStaticTokens("nameonly"), /name:token:scopes/);
+  });
+});
