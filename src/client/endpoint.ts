@@ -1,4 +1,5 @@
 import type { EventEmitter } from "node:events";
+import type http2 from "node:http2";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { Endpoint } from "./balancer.js";
@@ -17,6 +18,11 @@ export interface EndpointOptions {
   writeMaxBytes: number;
   /** Called when the breaker opens, half-opens or closes. */
   onBreakerState: (endpoint: MeshEndpoint, state: BreakerState) => void;
+  /**
+   * TLS session options shared by every endpoint (ca, cert, key, servername). The transport
+   * updates this object in place when the files change: each new connection reads it afresh.
+   */
+  tls: http2.SecureClientSessionOptions | undefined;
 }
 
 /** How long a leaving instance keeps its connection for calls still in flight. */
@@ -37,10 +43,11 @@ export class MeshEndpoint implements Endpoint {
     public instance: Instance,
     options: EndpointOptions,
   ) {
-    const baseUrl = `http://${instance.address.includes(":") ? `[${instance.address}]` : instance.address}:${instance.port}`;
+    const scheme = options.tls ? "https" : "http";
+    const baseUrl = `${scheme}://${instance.address.includes(":") ? `[${instance.address}]` : instance.address}:${instance.port}`;
     // Pings find a connection that died silently (a frozen or unplugged host) within ~20 s even
     // with no call in flight; an idle connection is closed after 5 minutes.
-    this.#session = new Http2SessionManager(baseUrl, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 300_000 });
+    this.#session = new Http2SessionManager(baseUrl, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 300_000 }, options.tls);
     this.transport = createGrpcTransport({
       baseUrl,
       sessionManager: this.#session,

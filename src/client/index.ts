@@ -16,6 +16,7 @@ export { leastOutstandingBalancer } from "./balancer-least-outstanding.js";
 export { peakEwmaBalancer } from "./balancer-peak-ewma.js";
 export { consulResolver, type ConsulResolverOptions } from "./resolver-consul.js";
 export type { Resolver } from "./resolver.js";
+export { staticResolver } from "./resolver-static.js";
 export type { Instance } from "./instance.js";
 export type { BreakerOptions } from "./breaker.js";
 export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "./retry-budget.js";

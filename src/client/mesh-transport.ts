@@ -1,4 +1,7 @@
+import { readFileSync } from "node:fs";
+import type http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
+import { watchTlsFiles } from "../platform/tls-files.js";
 import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import type { Span } from "@opentelemetry/api";
@@ -63,6 +66,12 @@ export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "servi
   metrics?: Registry | false;
   /** Told of breaker changes and instance set changes; default silent. */
   onEvent?: (event: MeshEvent) => void;
+  /**
+   * Call instances over TLS, trusting `caFile`; with `certFile` and `keyFile`, present a client
+   * certificate (mutual TLS). Files are re-read when they change. `serverName` overrides the name
+   * checked against the server certificate (default: the instance address).
+   */
+  tls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
 }
 
 export type MeshEvent =
@@ -136,7 +145,17 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     onEvent({ type: "breaker", service, instance: endpoint.instance.id, state });
     if (endpoints.get(endpointKey(endpoint.instance)) === endpoint) rebuildPicker();
   };
+  const tls = options.tls && clientTlsOptions(options.tls);
+  const stopTlsWatch =
+    tls && options.tls?.certFile && options.tls.keyFile
+      ? watchTlsFiles(
+          { certFile: options.tls.certFile, keyFile: options.tls.keyFile, caFile: options.tls.caFile },
+          (fresh) => Object.assign(tls, fresh),
+          () => undefined, // a half-written file: keep the old material, the next change retries
+        )
+      : () => undefined;
   const endpointOptions = {
+    tls,
     breaker: options.breaker ?? {},
     rotation: rotation?.rotation,
     interceptors: options.interceptors ?? [],
@@ -369,6 +388,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       endpointList = [];
       picker = emptyPicker;
       rotation?.release();
+      stopTlsWatch();
     },
   };
 
@@ -398,6 +418,14 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       endCallSpan(span, code, failure, attempts);
     }
   }
+}
+
+function clientTlsOptions(files: NonNullable<MeshTransportOptions["tls"]>): http2.SecureClientSessionOptions {
+  return {
+    ca: readFileSync(files.caFile),
+    ...(files.certFile && files.keyFile ? { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) } : {}),
+    ...(files.serverName ? { servername: files.serverName } : {}),
+  };
 }
 
 function endpointKey(instance: Instance): string {

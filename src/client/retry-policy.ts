@@ -12,7 +12,7 @@ const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH
  * is not idempotent.
  */
 export function neverSent(error: unknown, breakerRefused: boolean): boolean {
-  if (breakerRefused || hasCause(error, notConnectedCauses)) return true;
+  if (breakerRefused || hasCause(error, notConnectedCauses) || hasCause(error, tlsHandshakeFailure)) return true;
   for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
     const message = (cause as { message?: unknown }).message;
     if (typeof message === "string" && /REFUSED_STREAM/.test(message)) return true;
@@ -50,14 +50,19 @@ const brokenConnectionCauses = new Set([
   "ERR_HTTP2_PING_CANCEL",
 ]);
 
-function hasCause(error: unknown, codes: ReadonlySet<string>): boolean {
+function hasCause(error: unknown, codes: ReadonlySet<string> | ((code: string) => boolean)): boolean {
+  const matches = typeof codes === "function" ? codes : (code: string) => codes.has(code);
   for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
     const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && codes.has(code)) return true;
+    if (typeof code === "string" && matches(code)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;
 }
+
+/** Node's codes for a failed TLS handshake (refused certificate, untrusted or expired one). */
+const tlsHandshakeFailure = (code: string) =>
+  code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code);
 
 /**
  * attemptError turns any attempt failure into the ConnectError the caller and the breaker see.
@@ -70,6 +75,9 @@ export function attemptError(error: unknown, instanceId: string, breakerRefused:
   if (breakerRefused) return new ConnectError(`circuit breaker of instance ${instanceId} is open`, Code.Unavailable);
   const connectError = ConnectError.from(error);
   if (connectError.code === Code.Unavailable) return connectError;
+  if (hasCause(error, tlsHandshakeFailure)) {
+    return new ConnectError(`TLS handshake with instance ${instanceId} failed: ${connectError.rawMessage}`, Code.Unavailable, undefined, undefined, error);
+  }
   // CANCELED that the caller did not ask for: the stream was reset under us (an instance dying
   // resets its streams with CANCEL), which for the caller is an unavailable instance.
   const resetUnderUs = connectError.code === Code.Canceled && !callerCanceled;

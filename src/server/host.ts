@@ -10,6 +10,7 @@ import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
 import { reflectionRoutes } from "./reflection.js";
+import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 
 /** ServerHostOptions configure `startServerHost`. */
 export interface ServerHostOptions {
@@ -29,6 +30,12 @@ export interface ServerHostOptions {
   backlog?: number;
   /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
   metrics?: Registry;
+  /**
+   * Serve TLS with these files (reloaded when they change). With `caFile` and
+   * `requireClientCert`, mutual TLS: a client without a certificate signed by that CA is refused
+   * during the handshake. HTTP/1.1 is then negotiated by ALPN.
+   */
+  tls?: TlsFiles & { requireClientCert?: boolean };
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -108,7 +115,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   if (!health) throw new Error("connect did not build the routes synchronously");
   const status: HealthStatus = health;
 
-  const { server, h2Sessions, h1Server } = createDualProtocolServer(handler);
+  const { server, h2Sessions, h1Server, stopTlsWatch } = options.tls ? createTlsServer(handler, options.tls) : { ...createDualProtocolServer(handler), stopTlsWatch: () => undefined };
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -125,6 +132,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       status.setAll(ServingStatus.NOT_SERVING);
       draining.abort();
       // net.Server.close() calls back once every connection, HTTP/2 or HTTP/1.1, has ended.
+      stopTlsWatch();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const session of h2Sessions) session.close(); // GOAWAY, then close when streams end
       const closeIdleHttp1 = setInterval(() => h1Server.closeIdleConnections(), 100);
@@ -166,6 +174,34 @@ function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>
     socket.on("error", () => socket.destroy());
   });
   return { server, h2Sessions, h1Server };
+}
+
+/**
+ * With TLS, Node serves HTTP/2 and HTTP/1.1 on one port by itself (ALPN, `allowHTTP1`); the
+ * certificate, key and CA are swapped in place when their files change.
+ */
+function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: TlsFiles & { requireClientCert?: boolean }) {
+  const material = readTlsFiles(tls);
+  const server = http2.createSecureServer({
+    ...material,
+    allowHTTP1: true,
+    requestCert: Boolean(tls.requireClientCert),
+    rejectUnauthorized: Boolean(tls.requireClientCert),
+  });
+  server.on("request", handler);
+  const h2Sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session) => {
+    h2Sessions.add(session);
+    session.once("close", () => h2Sessions.delete(session));
+  });
+  const stopTlsWatch = watchTlsFiles(
+    tls,
+    (fresh) => server.setSecureContext({ ...fresh }),
+    (error) => server.emit("tlsReloadError", error),
+  );
+  // HTTP/1.1 connections of a secure server have no http.Server of their own to close idle ones.
+  const h1Server = { closeIdleConnections: () => undefined, closeAllConnections: () => undefined };
+  return { server: server as unknown as net.Server, h2Sessions, h1Server, stopTlsWatch };
 }
 
 function uniqueServices(services: DescService[]): DescService[] {

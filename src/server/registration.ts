@@ -16,6 +16,10 @@ export interface ConsulRegistrationOptions {
   checkInterval?: string;
   /** How long one check may take before it counts as failed. Default "2s". */
   checkTimeout?: string;
+  /** The instance serves TLS: Consul's check connects with TLS (trusting the agent's CA). */
+  checkUseTls?: boolean;
+  /** Skip verifying the instance's certificate in the check (self-signed dev setups). */
+  checkTlsSkipVerify?: boolean;
   /**
    * How long an instance may stay critical before Consul removes it: the safety net for an
    * instance that died without deregistering. Default "1m", Consul's smallest useful value
@@ -54,7 +58,8 @@ export async function registerInConsul(
     check: {
       name: `gRPC health of ${options.id}`,
       grpc: `${options.address}:${options.port}`,
-      grpcusetls: false,
+      grpcusetls: Boolean(options.checkUseTls),
+      ...(options.checkTlsSkipVerify ? { tlsskipverify: true } : {}),
       interval: options.checkInterval ?? "5s",
       timeout: options.checkTimeout ?? "2s",
       deregistercriticalserviceafter: options.deregisterCriticalAfter ?? "1m",

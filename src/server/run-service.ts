@@ -58,6 +58,9 @@ const healthCheckIntervalMs = 2000;
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
  * `DRAIN_TIMEOUT_MS` (default 10000),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
+ * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
+ * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
+ * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates).
  * Command RPCs need a bearer token when `AUTH_TOKENS` (`name:token:scope scope,...`) or
  * `AUTH_JWT_SECRET` (HS256) is set; see interceptors/auth.ts.
  * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
@@ -72,6 +75,11 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
   const reregisterIntervalMs = env.int("CONSUL_REREGISTER_INTERVAL_MS", 10_000, { min: 100 });
+  const tlsCertFile = env.optionalString("TLS_CERT_FILE");
+  const tlsKeyFile = env.optionalString("TLS_KEY_FILE");
+  const tlsCaFile = env.optionalString("TLS_CA_FILE");
+  const tlsRequireClientCert = env.string("TLS_REQUIRE_CLIENT_CERT", "false") === "true";
+  const checkTlsSkipVerify = env.string("CONSUL_CHECK_TLS_SKIP_VERIFY", "false") === "true";
   const authTokens = env.optionalString("AUTH_TOKENS");
   const jwtSecret = env.optionalString("AUTH_JWT_SECRET");
   const config = definition.configure?.(env) as Config;
@@ -99,6 +107,9 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     // Outermost first: the span and the metrics see every call, validation failures included.
     interceptors: [serverTracing(), serverMetrics(register), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
     metrics: register,
+    ...(tlsCertFile && tlsKeyFile
+      ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
+      : {}),
   });
 
   let stopping = false;
@@ -112,6 +123,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     tags: ["grpc", "grpc-web", "connect"],
     meta: { version: definition.version, protocols: "grpc,grpc-web,connect" },
     checkInterval,
+    checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
+    checkTlsSkipVerify,
   }, { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") });
   log.info({ address: `${server.host}:${server.port}`, services: server.serviceNames }, "serving and registered in Consul");
 

@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { copyFile } from "node:fs/promises";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Registry } from "prom-client";
+import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { createMeshTransport, staticResolver, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
+import { startServerHost, type ServerHost } from "../../src/server/host.js";
+import { echoRoutes } from "../../src/services/echo/routes.js";
+import { createTestPki, type TestPki } from "../support/certificates.js";
+import { consul, eventually, grpcCheckStatus } from "../support/infra.js";
+import { killProcess, startServiceProcess } from "../support/service-process.js";
+
+describe("TLS and mutual TLS between the mesh client and the server host", function () {
+  this.timeout(60_000);
+  let pki: TestPki;
+  let server: ServerHost;
+  let serverFiles: { certFile: string; keyFile: string };
+  const transports: MeshTransport[] = [];
+
+  const call = (tls: MeshTransportOptions["tls"]) => {
+    const transport = createMeshTransport({ service: "echo-tls", resolver: staticResolver([{ address: "127.0.0.1", port: server.port }]), metrics: new Registry(), retry: false, tls });
+    transports.push(transport);
+    return createClient(EchoService, transport)
+      .echo({ message: "over tls" }, { timeoutMs: 3000 })
+      .then((reply) => reply.instanceId, (error: unknown) => ConnectError.from(error));
+  };
+
+  before(async () => {
+    pki = await createTestPki("a");
+    serverFiles = await pki.issue("server");
+    server = await startServerHost({ routes: echoRoutes("tls-1"), tls: { ...serverFiles, caFile: pki.caFile, requireClientCert: true } });
+  });
+  after(async () => {
+    for (const transport of transports) transport.close();
+    await server?.drain(1000);
+  });
+
+  it("completes a mutual-TLS handshake with a client certificate signed by the trusted CA", async () => {
+    const client = await pki.issue("client");
+    assert.equal(await call({ caFile: pki.caFile, ...client }), "tls-1");
+  });
+
+  it("refuses a client without a certificate, and one whose certificate another CA signed", async () => {
+    const anonymous = await call({ caFile: pki.caFile });
+    assert.ok(anonymous instanceof ConnectError && anonymous.code === Code.Unavailable, String(anonymous));
+    const stranger = await createTestPki("stranger");
+    const strangerClient = await stranger.issue("client");
+    const refused = await call({ caFile: pki.caFile, ...strangerClient });
+    assert.ok(refused instanceof ConnectError && refused.code === Code.Unavailable, String(refused));
+  });
+
+  it("runs a service process over TLS, checked by Consul over TLS, called through Consul discovery", async () => {
+    const files = await pki.issue("echo-process");
+    const name = `echo-tls-${Date.now()}`;
+    const echo = await startServiceProcess("src/services/echo/main.ts", {
+      SERVICE_NAME: name,
+      CONSUL_CHECK_INTERVAL: "1s",
+      TLS_CERT_FILE: files.certFile,
+      TLS_KEY_FILE: files.keyFile,
+      CONSUL_CHECK_TLS_SKIP_VERIFY: "true",
+    });
+    try {
+      await eventually("Consul's TLS gRPC check to pass", async () => ((await grpcCheckStatus(name, echo.instanceId)) === "passing" ? true : undefined));
+      const transport = createMeshTransport({ service: name, consul, metrics: new Registry(), tls: { caFile: pki.caFile } });
+      transports.push(transport);
+      assert.equal((await createClient(EchoService, transport).echo({ message: "hi" })).instanceId, echo.instanceId);
+    } finally {
+      await killProcess(echo);
+    }
+  });
+
+  it("reloads the server certificate when its files change", async () => {
+    const next = await createTestPki("b");
+    const nextServer = await next.issue("server");
+    const client = await pki.issue("client2");
+    // The new server certificate is signed by CA b; clients still present CA-a certificates.
+    await copyFile(nextServer.certFile, serverFiles.certFile);
+    await copyFile(nextServer.keyFile, serverFiles.keyFile);
+    await eventually("the server to present the new certificate", async () => ((await call({ caFile: next.caFile, ...client })) === "tls-1" ? true : undefined), { timeoutMs: 15_000, intervalMs: 500 });
+    const oldTrust = await call({ caFile: pki.caFile, ...client });
+    assert.ok(oldTrust instanceof ConnectError, "a client trusting only the old CA still connected");
+  });
+});
