@@ -211,7 +211,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   const noInstanceError = (tried: ReadonlySet<MeshEndpoint> | undefined, last: ConnectError | undefined): ConnectError => {
     if (last) return last;
     if (endpointList.length === 0) {
-      const why = resolver.lastError ? ` (registry unreachable: ${resolver.lastError.message})` : "";
+      const why = resolver.lastError ? ` (${resolver.lastError.message})` : "";
       return new ConnectError(`no passing instance of "${service}"${why}`, Code.Unavailable);
     }
     if (!tried) return new ConnectError(`all ${endpointList.length} instances of "${service}" have open circuit breakers`, Code.Unavailable);

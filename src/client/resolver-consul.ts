@@ -184,7 +184,14 @@ class ConsulWatch {
         });
         failures = 0;
         this.#lastAnswerAt = performance.now();
-        this.lastError = undefined;
+        // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
+        // list, not an error: say so, or "no passing instance" would hide the likely cause.
+        const aclsMayHide =
+          entries.length === 0 &&
+          (response.headers["x-consul-results-filtered-by-acls"] === "true" || response.headers["x-consul-default-acl-policy"] === "deny");
+        this.lastError = aclsMayHide
+          ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
+          : undefined;
         const reported = nextIndex(0n, response.headers["x-consul-index"]);
         // An index below one seen before: the agent's state was reset (restarted without data).
         if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;

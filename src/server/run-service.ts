@@ -115,17 +115,31 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   let stopping = false;
   const healthTimer = runtime.healthCheck && watchHealth(runtime.healthCheck, (healthy) => !stopping && server.health.setAll(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log);
 
-  const registration = await registerInConsul(consul, {
-    name: identity.name,
-    id: instanceId,
-    address: advertiseAddress,
-    port: server.port,
-    tags: ["grpc", "grpc-web", "connect"],
-    meta: { version: definition.version, protocols: "grpc,grpc-web,connect" },
-    checkInterval,
-    checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
-    checkTlsSkipVerify,
-  }, { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") });
+  const registration = await registerInConsul(
+    consul,
+    {
+      name: identity.name,
+      id: instanceId,
+      address: advertiseAddress,
+      port: server.port,
+      tags: ["grpc", "grpc-web", "connect"],
+      meta: { version: definition.version, protocols: "grpc,grpc-web,connect" },
+      checkInterval,
+      checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
+      checkTlsSkipVerify,
+    },
+    { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") },
+  ).catch((error: unknown) => {
+    const response = (error as { response?: { statusCode?: number; body?: unknown } }).response;
+    const denied = response?.statusCode === 403;
+    log.fatal(
+      { error: String((error as Error)?.message ?? error), status: response?.statusCode, detail: typeof response?.body === "string" ? response.body : undefined, consul: `${consulAddress.host}:${consulAddress.port}` },
+      denied
+        ? "Consul refused the registration: set CONSUL_HTTP_TOKEN to a token allowed to register this service"
+        : "could not register in Consul (is the agent at CONSUL_HTTP_ADDR running?)",
+    );
+    process.exit(1);
+  });
   log.info({ address: `${server.host}:${server.port}`, services: server.serviceNames }, "serving and registered in Consul");
 
   const stop = async (signal: string) => {

@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { once } from "node:events";
 import net from "node:net";
 import { createConsulClient, type ConsulClient } from "../../src/platform/consul.js";
@@ -16,19 +19,28 @@ export interface PrivateConsul {
   start(): Promise<void>;
 }
 
-export async function startPrivateConsul(): Promise<PrivateConsul> {
+/** Extra agent configuration in HCL (for example ACLs), written to a file the agent loads. */
+export async function startPrivateConsul(extraHcl?: string): Promise<PrivateConsul> {
+  const configArgs: string[] = [];
+  if (extraHcl) {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-consul-"));
+    await writeFile(path.join(dir, "extra.hcl"), extraHcl);
+    configArgs.push("-config-file", path.join(dir, "extra.hcl"));
+  }
   const ports = await Promise.all(Array.from({ length: 6 }, freePort));
   const [http, grpc, grpcTls, serfLan, serfWan, server] = ports as [number, number, number, number, number, number];
-  const client = createConsulClient({ host: "127.0.0.1", port: http });
+  const client = createConsulClient({ host: "127.0.0.1", port: http }, managementToken(extraHcl));
   let child: ChildProcess | undefined;
   const start = async () => {
     child = spawn(
       "consul",
       ["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
-        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error"],
+        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs],
       { stdio: "ignore" },
     );
     await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
+    // With ACLs on, the agent takes a moment more to accept the management token.
+    if (extraHcl) await eventually("the private Consul's ACL system", async () => ((await client.agent.service.list()) ? true : undefined), { timeoutMs: 30_000 });
   };
   const stop = async () => {
     if (!child || child.exitCode !== null) return;
@@ -49,4 +61,9 @@ function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** The initial management token of an ACL config, so the harness itself can talk to that agent. */
+function managementToken(hcl: string | undefined): string | undefined {
+  return hcl ? /initial_management\s*=\s*"([^"]+)"/.exec(hcl)?.[1] : undefined;
 }
