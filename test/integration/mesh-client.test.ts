@@ -160,11 +160,15 @@ describe("mesh client: real Consul, three echo processes", function () {
     try {
       await eventually("Consul to mark it critical", async () => ((await grpcCheckStatus(service, frozen.instanceId)) === "critical" ? true : undefined));
       const lag = await msUntil("the client to drop it", () => !transport.endpoints.some((e) => e.instance.id === frozen.instanceId));
+      console.log(`      convergence: dropped ${lag.toFixed(0)} ms after Consul reported the check critical`);
       assert.ok(lag < 1000, `took ${lag} ms`);
     } finally {
       frozen.signal("SIGCONT");
     }
-    await msUntil("the client to take it back", () => transport.endpoints.some((e) => e.instance.id === frozen.instanceId), 15_000);
+    const back = performance.now();
+    await eventually("Consul to pass it again", async () => ((await grpcCheckStatus(service, frozen.instanceId)) === "passing" ? true : undefined));
+    const joinLag = await msUntil("the client to take it back", () => transport.endpoints.some((e) => e.instance.id === frozen.instanceId), 15_000);
+    console.log(`      convergence: taken back ${joinLag.toFixed(0)} ms after Consul reported it passing (${(performance.now() - back).toFixed(0)} ms after SIGCONT)`);
   });
 
   it("shows no error to callers of an idempotent method when an instance is SIGKILLed under load", async () => {
@@ -184,6 +188,7 @@ describe("mesh client: real Consul, three echo processes", function () {
     const started = performance.now();
     await consul.agent.service.deregister(leaving.instanceId);
     await msUntil("the client to drop it", () => !transport.endpoints.some((e) => e.instance.id === leaving.instanceId));
+    console.log(`      convergence: dropped ${(performance.now() - started).toFixed(0)} ms after deregistration`);
     assert.ok(performance.now() - started < 1000, `took ${performance.now() - started} ms`);
     for (let i = 0; i < 20; i++) assert.notEqual((await client.echo({ message: "x" })).instanceId, leaving.instanceId);
   });
