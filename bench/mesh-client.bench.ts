@@ -5,6 +5,9 @@
  *              breaker, retry, tracing or metrics): the floor of what connect-node costs;
  *   - grpc-js: @grpc/grpc-js with its round_robin policy over the same addresses.
  * Rounds alternate the clients, so a noisy neighbour hurts them alike; the median round counts.
+ * Then, in the same run: the mesh client with tracing on (the OpenTelemetry SDK exporting to
+ * Jaeger), and failover under load (one of the three instances SIGKILLed, then a new one
+ * started) with the errors callers saw.
  *
  * Run: make bench   (or: source scripts/lib.sh && node --import tsx bench/mesh-client.bench.ts)
  * Env: BENCH_SECONDS (per client per round, default 3), BENCH_ROUNDS (default 3),
@@ -19,6 +22,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { Registry } from "prom-client";
 import { EchoService } from "../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport } from "../src/client/index.js";
+import { startTelemetry } from "../src/platform/telemetry.js";
 import { consul, eventually } from "../test/support/infra.js";
 import { percentile, runLoad } from "../test/support/load.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
@@ -89,6 +93,7 @@ async function main() {
       "mesh round_robin": () => meshClient.echo({ message: "bench" }),
       "mesh peak_ewma": () => meshEwmaClient.echo({ message: "bench" }),
     };
+    const median = (values: number[]) => percentile(values, 50);
     const results: Record<string, Measured[]> = Object.fromEntries(Object.keys(clients).map((name) => [name, []]));
     for (let round = 1; round <= rounds; round++) {
       for (const [name, call] of Object.entries(clients)) {
@@ -97,16 +102,47 @@ async function main() {
         console.error(`round ${round} ${name}: ${measured.rate.toFixed(0)}/s p50 ${measured.p50.toFixed(2)} ms p99 ${measured.p99.toFixed(2)} ms errors ${measured.errors}`);
       }
     }
-    const median = (values: number[]) => percentile(values, 50);
     const summary = Object.fromEntries(
       Object.entries(results).map(([name, runs]) => [
         name,
         { rate: median(runs.map((r) => r.rate)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), errors: runs.reduce((n, r) => n + r.errors, 0) },
       ]),
     );
+    // Tracing on: the SDK is global, so it is started only after the tracing-off rounds.
+    const telemetry = startTelemetry({ serviceName: "meshkit-bench" });
+    const tracedRuns: Measured[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      tracedRuns.push(await measure(clients["mesh round_robin"]!));
+      console.error(`round ${round} mesh round_robin, tracing on: ${tracedRuns.at(-1)!.rate.toFixed(0)}/s`);
+    }
+    summary["mesh round_robin, tracing on"] = {
+      rate: median(tracedRuns.map((r) => r.rate)),
+      p50: median(tracedRuns.map((r) => r.p50)),
+      p99: median(tracedRuns.map((r) => r.p99)),
+      errors: tracedRuns.reduce((n, r) => n + r.errors, 0),
+    };
+    await telemetry.shutdown();
+
+    // Failover under load: kill one instance at 1 s, start a replacement at 2 s.
+    const failoverSeconds = Math.max(seconds, 5);
+    const killAndReplace = (async () => {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      instances[0]!.signal("SIGKILL");
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      instances.push(await startServiceProcess("src/services/echo/main.ts", env));
+    })();
+    const failover = await runLoad(clients["mesh round_robin"]!, { durationMs: failoverSeconds * 1000, concurrency, maxCalls: 5_000_000 });
+    await killAndReplace;
+    summary["mesh round_robin, instance killed + replaced"] = {
+      rate: failover.calls / failoverSeconds,
+      p50: percentile(failover.latenciesMs, 50),
+      p99: percentile(failover.latenciesMs, 99),
+      errors: failover.errors.length,
+    };
+
     const raw = summary["raw connect"]!;
     const grpcJsResult = summary["grpc-js round_robin"]!;
-    console.log(`\nmesh client benchmark: ${rounds} rounds x ${seconds} s per client, ${concurrency} calls in flight, 3 echo processes`);
+    console.log(`\nmesh client benchmark: ${rounds} rounds x ${seconds} s per client, ${concurrency} calls in flight, 3 echo processes (server tracing off)`);
     console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}\n`);
     console.log("| client | calls/s | p50 ms | p99 ms | errors | rate vs raw | rate vs grpc-js |");
     console.log("|---|---|---|---|---|---|---|");
