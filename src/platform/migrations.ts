@@ -51,6 +51,9 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {
   const client = await pool.connect();
+  // A connection error while checked out must not crash the process (see inTransaction).
+  const onError = () => undefined;
+  client.on("error", onError);
   try {
     // One lock for the whole schema: concurrent starters wait instead of racing.
     await client.query("SELECT pg_advisory_lock(74657369)");
@@ -74,6 +77,7 @@ export async function migrate(pool: PostgresPool): Promise<number[]> {
     return newlyApplied;
   } finally {
     await client.query("SELECT pg_advisory_unlock(74657369)").catch(() => undefined);
+    client.off("error", onError);
     client.release();
   }
 }

@@ -55,18 +55,33 @@ export function createPostgresPool(config: PostgresConfig, onError: (error: Erro
   return pool;
 }
 
-/** Runs `work` in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws. */
+/**
+ * Runs `work` in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws.
+ *
+ * While checked out, a client's connection errors are emitted as "error" events that pg-pool does
+ * not listen to; unheard, one would crash the process when PostgreSQL goes away mid-transaction
+ * (our chaos test found exactly that). The query in flight rejects as well, which is what the
+ * caller sees; the broken client is then destroyed instead of going back to the pool.
+ */
 export async function inTransaction<T>(pool: PostgresPool, work: (client: pgTypes.PoolClient) => Promise<T>): Promise<T> {
   const client = (await pool.connect()) as unknown as pgTypes.PoolClient;
+  let connectionError: Error | undefined;
+  const onError = (error: Error) => (connectionError = error);
+  client.on("error", onError);
+  let failure: unknown;
   try {
     await client.query("BEGIN");
     const result = await work(client);
     await client.query("COMMIT");
     return result;
   } catch (error) {
+    failure = error;
     await client.query("ROLLBACK").catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off("error", onError);
+    // Destroy (release with an error) a client whose connection broke; reuse a healthy one.
+    const broken = connectionError ?? (failure instanceof Error && /Connection terminated|ECONNRESET|EPIPE/.test(failure.message) ? failure : undefined);
+    client.release(broken);
   }
 }

@@ -10,6 +10,7 @@ import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
 import { unaryValidation } from "./interceptors/validation.js";
 import { commandAuth, parseStaticTokens } from "./interceptors/auth.js";
+import { errorMapping } from "./interceptors/errors.js";
 import { serverMetrics } from "./interceptors/metrics.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
@@ -105,7 +106,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     host,
     port,
     // Outermost first: the span and the metrics see every call, validation failures included.
-    interceptors: [serverTracing(), serverMetrics(register), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
+    interceptors: [serverTracing(), serverMetrics(register), errorMapping(log), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
     metrics: register,
     ...(tlsCertFile && tlsKeyFile
       ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
