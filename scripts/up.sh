@@ -33,6 +33,12 @@ done
 for name in user-sync-1 user-sync-2 orders-1 orders-2 status-1 status-2; do
   wait_for 60 "$name to register" registered "$name"
 done
+# Consul runs the first gRPC checks within one interval: wait until every service has a passing
+# instance, so that the traffic generator's first calls find them.
+passing() { [[ "$(curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/health/service/$1?passing=true")" == *'"ServiceID"'* ]]; }
+for service in user-sync orders status; do
+  wait_for 30 "$service to pass its Consul check" passing "$service"
+done
 # A first sync now rather than in a minute, so the status shows users at once.
 grpcurl -plaintext -max-time 60 "127.0.0.1:$(port_of user-sync-1)" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
 run traffic src/dev/traffic.ts
