@@ -3,7 +3,6 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -14,6 +13,7 @@ import { createMeshTransport, type MeshTransport } from "../../src/client/index.
 import { consul, consulAddress, eventually, jaegerQueryUrl } from "../support/infra.js";
 import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { freePort } from "../support/free-port.js";
 
 interface Series {
   metric: Record<string, string>;
@@ -80,12 +80,7 @@ describe("observability: Prometheus finds every instance through Consul and ever
     const shipped = await readFile(path.join(projectRoot, "deploy/prometheus/prometheus.yml"), "utf8");
     await writeFile(path.join(dir, "prometheus.yml"), shipped.replace("server: 127.0.0.1:8500", `server: ${consulAddress.host}:${consulAddress.port}`));
     await writeFile(path.join(dir, "alerts.yml"), await readFile(path.join(projectRoot, "deploy/prometheus/alerts.yml")));
-    const port = await new Promise<number>((resolve) => {
-      const server = net.createServer().listen(0, "127.0.0.1", () => {
-        const { port: free } = server.address() as net.AddressInfo;
-        server.close(() => resolve(free));
-      });
-    });
+    const port = await freePort();
     prometheusUrl = `http://127.0.0.1:${port}`;
     prometheus = spawn("prometheus", [`--config.file=${path.join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: "ignore" });
   });

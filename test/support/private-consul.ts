@@ -3,9 +3,9 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { once } from "node:events";
-import net from "node:net";
 import { createConsulClient, type ConsulClient } from "../../src/platform/consul.js";
 import { eventually } from "./infra.js";
+import { freePort } from "./free-port.js";
 
 /**
  * A Consul agent of the test's own (`consul agent -dev` on free loopback ports), for tests that
@@ -52,16 +52,6 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
   return { httpPort: http, address: `127.0.0.1:${http}`, client, start, stop };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** The initial management token of an ACL config, so the harness itself can talk to that agent. */
 function managementToken(hcl: string | undefined): string | undefined {

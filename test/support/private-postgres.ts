@@ -1,9 +1,9 @@
 import { execFile } from "node:child_process";
 import { chown, mkdtemp } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "./free-port.js";
 
 const run = promisify(execFile);
 
@@ -23,12 +23,7 @@ async function binDir(): Promise<string> {
 export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   const bin = await binDir();
   const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-pg-"));
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port: free } = server.address() as net.AddressInfo;
-      server.close(() => resolve(free));
-    });
-  });
+  const port = await freePort();
   // PostgreSQL refuses to run as root: run its tools as the postgres user when we are root.
   const asOwner = async (command: string, args: string[]) => {
     if (process.getuid?.() === 0) return run("runuser", ["-u", "postgres", "--", path.join(bin, command), ...args]);

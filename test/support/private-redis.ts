@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import net from "node:net";
 import { Redis } from "ioredis";
 import { eventually } from "./infra.js";
+import { freePort } from "./free-port.js";
 
 /** A redis-server of the test's own on a free loopback port, stoppable without touching the shared one. */
 export interface PrivateRedis {
@@ -13,12 +13,7 @@ export interface PrivateRedis {
 }
 
 export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await new Promise<number>((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port: free } = server.address() as net.AddressInfo;
-      server.close(() => resolve(free));
-    });
-  });
+  const port = await freePort();
   let child: ChildProcess | undefined;
   const client = new Redis({ host: "127.0.0.1", port, lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 100 });
   client.on("error", () => undefined);
