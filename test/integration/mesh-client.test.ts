@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Registry } from "prom-client";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
@@ -103,6 +104,8 @@ describe("mesh client: real Consul, three echo processes", function () {
     const sick = instances[0]!;
     const breakerOf = (state: string) => events.some((e) => e.type === "breaker" && e.instance === sick.instanceId && e.state === state);
     sick.signal("SIGUSR1");
+    const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${sick.port}` }));
+    await eventually("the sick instance to fail", async () => (await direct.echo({ message: "probe" }).then(() => undefined, () => true)));
     try {
       for (let i = 0; i < 60; i++) assert.notEqual((await client.echo({ message: "x" })).instanceId, sick.instanceId);
       assert.ok(breakerOf("open"), "the sick instance's breaker never opened");
@@ -125,6 +128,11 @@ describe("mesh client: real Consul, three echo processes", function () {
       retry: { maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 }, budget: { percentCanRetry: 0.1, minRetriesPerSecond: 0 } },
     });
     for (const instance of instances) instance.signal("SIGUSR1");
+    // Signals arrive asynchronously: wait until each instance answers with its injected fault.
+    for (const instance of instances) {
+      const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
+      await eventually(`${instance.instanceId} to fail`, async () => (await direct.echo({ message: "probe" }).then(() => undefined, () => true)));
+    }
     let failures = 0;
     try {
       for (let i = 0; i < 100; i++) {

@@ -70,8 +70,11 @@ describe("reference services: orders, user-sync and status as real processes", f
     assert.deepEqual(imported, { synced: 1, failed: 1 });
     const user = JSON.parse(await grpcurl("-plaintext", "-d", `{"thirdPartyId":"${prefix}imp1"}`, target(users), "meshkit.users.v1.UserSyncService/GetUser"));
     assert.equal(user.user.email, "a@example.com");
-    const listed = JSON.parse(await grpcurl("-plaintext", "-d", `{"pageSize": 1, "pageToken": "${prefix}imp0"}`, target(users), "meshkit.users.v1.UserSyncService/ListUsers"));
-    assert.equal(listed.users[0].thirdPartyId, `${prefix}imp1`);
+    // The read model is eventually consistent: the projection may not have indexed imp1 yet.
+    await eventually("ListUsers to page to the imported user", async () => {
+      const listed = JSON.parse(await grpcurl("-plaintext", "-d", `{"pageSize": 1, "pageToken": "${prefix}imp0"}`, target(users), "meshkit.users.v1.UserSyncService/ListUsers"));
+      return listed.users?.[0]?.thirdPartyId === `${prefix}imp1` ? true : undefined;
+    });
     const systemStatus = JSON.parse(await grpcurl("-plaintext", target(status), "meshkit.status.v1.StatusService/GetSystemStatus"));
     assert.equal(systemStatus.status.services.length, 2);
     const watched = await grpcurl("-plaintext", "-max-time", "2", target(status), "meshkit.status.v1.StatusService/WatchSystemStatus").catch((error: { stdout?: string }) => error.stdout ?? "");
