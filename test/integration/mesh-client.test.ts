@@ -143,6 +143,10 @@ describe("mesh client: real Consul, three echo processes", function () {
       }
     } finally {
       for (const instance of instances) instance.signal("SIGUSR2");
+      for (const instance of instances) {
+        const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
+        await eventually(`${instance.instanceId} to heal`, async () => (await direct.echo({ message: "probe" }).then(() => true, () => undefined)));
+      }
     }
     assert.equal(failures, 100);
     const metrics = await registry.getMetricsAsJSON();
