@@ -12,14 +12,10 @@ const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH
  * is not idempotent.
  */
 export function neverSent(error: unknown, breakerRefused: boolean): boolean {
-  if (breakerRefused || hasCause(error, notConnectedCauses) || hasCause(error, tlsHandshakeFailure)) return true;
-  for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
-    const message = (cause as { message?: unknown }).message;
-    if (typeof message === "string" && /REFUSED_STREAM/.test(message)) return true;
-    cause = (cause as { cause?: unknown }).cause;
-  }
-  return false;
+  return breakerRefused || hasCause(error, notConnectedCauses) || hasCause(error, tlsHandshakeFailure) || hasCause(error, refusedStream, "message");
 }
+
+const refusedStream = (message: string) => message.includes("REFUSED_STREAM");
 
 /** Whether the proto marks `method` as safe to repeat (`option idempotency_level`). */
 export function isIdempotent(method: DescMethod): boolean {
@@ -50,11 +46,12 @@ const brokenConnectionCauses = new Set([
   "ERR_HTTP2_PING_CANCEL",
 ]);
 
-function hasCause(error: unknown, codes: ReadonlySet<string> | ((code: string) => boolean)): boolean {
-  const matches = typeof codes === "function" ? codes : (code: string) => codes.has(code);
+/** Whether `error` or one of its causes has a `code` (or `message`) that `codes` matches. */
+function hasCause(error: unknown, codes: ReadonlySet<string> | ((value: string) => boolean), property: "code" | "message" = "code"): boolean {
+  const matches = typeof codes === "function" ? codes : (value: string) => codes.has(value);
   for (let cause: unknown = error, depth = 0; cause && depth < 5; depth++) {
-    const code = (cause as { code?: unknown }).code;
-    if (typeof code === "string" && matches(code)) return true;
+    const value = (cause as Record<string, unknown>)[property];
+    if (typeof value === "string" && matches(value)) return true;
     cause = (cause as { cause?: unknown }).cause;
   }
   return false;

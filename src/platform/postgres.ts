@@ -1,6 +1,7 @@
 import type pgTypes from "pg";
 import type PoolType from "pg-pool";
 import type { EnvReader } from "./config.js";
+import { isDependencyUnavailable } from "./dependency-errors.js";
 import { requireInstrumented } from "./require-instrumented.js";
 
 const pg = requireInstrumented("pg") as typeof pgTypes;
@@ -81,7 +82,7 @@ export async function inTransaction<T>(pool: PostgresPool, work: (client: pgType
   } finally {
     client.off("error", onError);
     // Destroy (release with an error) a client whose connection broke; reuse a healthy one.
-    const broken = connectionError ?? (failure instanceof Error && /Connection terminated|ECONNRESET|EPIPE/.test(failure.message) ? failure : undefined);
+    const broken = connectionError ?? (isDependencyUnavailable(failure) ? (failure as Error) : undefined);
     client.release(broken);
   }
 }

@@ -197,7 +197,7 @@ function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: Tl
   const stopTlsWatch = watchTlsFiles(
     tls,
     (fresh) => server.setSecureContext({ ...fresh }),
-    (error) => server.emit("tlsReloadError", error),
+    () => undefined, // a half-written file: keep serving the previous certificate; the next change retries
   );
   // HTTP/1.1 connections of a secure server have no http.Server of their own to close idle ones.
   const h1Server = { closeIdleConnections: () => undefined, closeAllConnections: () => undefined };

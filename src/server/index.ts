@@ -5,3 +5,7 @@ export { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } fr
 export { reflectionRoutes } from "./reflection.js";
 export { serverTracing } from "./interceptors/tracing.js";
 export { serverDeadline } from "./interceptors/deadline.js";
+export { errorMapping } from "./interceptors/errors.js";
+export { serverMetrics } from "./interceptors/metrics.js";
+export { commandAuth, bearerToken, parseStaticTokens, type AuthOptions, type StaticToken } from "./interceptors/auth.js";
+export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";

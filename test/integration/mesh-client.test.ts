@@ -11,6 +11,20 @@ import { runLoad } from "../support/load.js";
 import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
+/**
+ * Waits until `instance`, called directly, answers as `state`: fault signals (SIGUSR1/SIGUSR2)
+ * reach the process asynchronously, so a test must not assume the very next call sees them.
+ */
+async function untilInstance(instance: ServiceProcess, state: "failing" | "healthy"): Promise<void> {
+  const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
+  await eventually(`${instance.instanceId} to be ${state}`, () =>
+    direct.echo({ message: "probe" }).then(
+      () => (state === "healthy" ? true : undefined),
+      () => (state === "failing" ? true : undefined),
+    ),
+  );
+}
+
 function countBy(ids: string[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const id of ids) counts.set(id, (counts.get(id) ?? 0) + 1);
@@ -104,8 +118,7 @@ describe("mesh client: real Consul, three echo processes", function () {
     const sick = instances[0]!;
     const breakerOf = (state: string) => events.some((e) => e.type === "breaker" && e.instance === sick.instanceId && e.state === state);
     sick.signal("SIGUSR1");
-    const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${sick.port}` }));
-    await eventually("the sick instance to fail", async () => (await direct.echo({ message: "probe" }).then(() => undefined, () => true)));
+    await untilInstance(sick, "failing");
     try {
       for (let i = 0; i < 60; i++) assert.notEqual((await client.echo({ message: "x" })).instanceId, sick.instanceId);
       assert.ok(breakerOf("open"), "the sick instance's breaker never opened");
@@ -128,11 +141,7 @@ describe("mesh client: real Consul, three echo processes", function () {
       retry: { maxAttempts: 3, backoff: { baseMs: 1, maxMs: 2 }, budget: { percentCanRetry: 0.1, minRetriesPerSecond: 0 } },
     });
     for (const instance of instances) instance.signal("SIGUSR1");
-    // Signals arrive asynchronously: wait until each instance answers with its injected fault.
-    for (const instance of instances) {
-      const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
-      await eventually(`${instance.instanceId} to fail`, async () => (await direct.echo({ message: "probe" }).then(() => undefined, () => true)));
-    }
+    for (const instance of instances) await untilInstance(instance, "failing");
     let failures = 0;
     try {
       for (let i = 0; i < 100; i++) {
@@ -143,10 +152,7 @@ describe("mesh client: real Consul, three echo processes", function () {
       }
     } finally {
       for (const instance of instances) instance.signal("SIGUSR2");
-      for (const instance of instances) {
-        const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
-        await eventually(`${instance.instanceId} to heal`, async () => (await direct.echo({ message: "probe" }).then(() => true, () => undefined)));
-      }
+      for (const instance of instances) await untilInstance(instance, "healthy");
     }
     assert.equal(failures, 100);
     const metrics = await registry.getMetricsAsJSON();

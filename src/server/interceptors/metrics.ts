@@ -1,6 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Histogram, register as defaultRegistry, type Registry } from "prom-client";
-import { codeName } from "../../client/client-metrics.js";
+import { CodeObservers } from "../../common/code-observers.js";
+import { observeCalls } from "./observe-calls.js";
 
 const byRegistry = new WeakMap<Registry, Histogram<"service" | "method" | "code">>();
 
@@ -22,37 +23,15 @@ export function serverCallHistogram(registry: Registry = defaultRegistry): Histo
 
 /**
  * serverMetrics records every call in `meshkit_server_call_duration_seconds`; a streaming
- * response is measured to its end.
+ * response is measured to its end. Labelled children are cached per method and code.
  */
 export function serverMetrics(registry?: Registry): Interceptor {
   const histogram = serverCallHistogram(registry);
-  return (next) => async (request) => {
+  const observers = new CodeObservers((method, code) => histogram.labels(method.parent.typeName, method.name, code));
+  return observeCalls((request) => {
     const started = performance.now();
-    const record = (code: Code | 0) =>
-      histogram.observe({ service: request.service.typeName, method: request.method.name, code: codeName(code) }, (performance.now() - started) / 1000);
-    try {
-      const response = await next(request);
-      if (!response.stream) {
-        record(0);
-        return response;
-      }
-      return {
-        ...response,
-        message: (async function* () {
-          let code: Code | 0 = 0;
-          try {
-            yield* response.message;
-          } catch (error) {
-            code = ConnectError.from(error).code;
-            throw error;
-          } finally {
-            record(code);
-          }
-        })(),
-      };
-    } catch (error) {
-      record(ConnectError.from(error).code);
-      throw error;
-    }
-  };
+    return {
+      end: (error) => observers.observe(request.method, error === undefined ? 0 : ConnectError.from(error).code, (performance.now() - started) / 1000),
+    };
+  });
 }

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
+import { observeCalls } from "./observe-calls.js";
 
 const tracer = trace.getTracer("meshkit-server");
 
@@ -10,10 +11,7 @@ const tracer = trace.getTracer("meshkit-server");
  * Health checks and reflection calls are traced only when they come inside a caller's trace.
  */
 export function serverTracing(): Interceptor {
-  return (next) => async (request) => {
-    // Consul's health checks (every few seconds per instance) and tools' reflection calls
-    // would fill the trace store with one-span traces: trace them only inside a caller's trace.
-    if (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent")) return next(request);
+  const traced = observeCalls((request) => {
     const parent = propagation.extract(context.active(), request.header, headerGetter);
     const span = tracer.startSpan(
       `${request.service.typeName}/${request.method.name}`,
@@ -28,30 +26,14 @@ export function serverTracing(): Interceptor {
       parent,
     );
     const active = trace.setSpan(parent, span);
-    try {
-      const response = await context.with(active, () => next(request));
-      if (!response.stream) {
-        finish(span, undefined);
-        return response;
-      }
-      return { ...response, message: endWhenDrained(response.message, span) };
-    } catch (error) {
-      finish(span, error);
-      throw error;
-    }
+    return { run: (next) => context.with(active, next), end: (error) => finish(span, error) };
+  });
+  return (next) => {
+    const withSpan = traced(next);
+    // Consul's health checks (every few seconds per instance) and tools' reflection calls
+    // would fill the trace store with one-span traces: trace them only inside a caller's trace.
+    return (request) => (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent") ? next(request) : withSpan(request));
   };
-}
-
-async function* endWhenDrained<T>(messages: AsyncIterable<T>, span: Span): AsyncIterable<T> {
-  let failure: unknown;
-  try {
-    yield* messages;
-  } catch (error) {
-    failure = error;
-    throw error;
-  } finally {
-    finish(span, failure);
-  }
 }
 
 function finish(span: Span, error: unknown): void {

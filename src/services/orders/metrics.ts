@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Counter, Histogram, register } from "prom-client";
-import { codeName } from "../../client/client-metrics.js";
+import { codeName } from "../../common/code-observers.js";
 
 /** The seed's order metrics, named after Prometheus conventions. */
 export const orderMetrics = {
