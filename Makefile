@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-sync bench-balancers migrate
+.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery migrate
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -51,18 +51,25 @@ check: check-generated lint typecheck
 clean:
 	rm -rf .run node_modules
 
-## bench: mesh client against raw Connect and grpc-js round_robin (needs infra-up)
-bench: setup infra-up
-	@$(ENV) node --import tsx bench/mesh-client.bench.ts
-
-## bench-sync: batched user upserts against row-by-row, on the real PostgreSQL
-bench-sync: setup
-	@$(ENV) node --import tsx bench/user-sync.bench.ts
-
 ## migrate: apply the PostgreSQL schema (services also do it at start-up)
 migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
 
+## bench: every benchmark in turn, each printing its table of ratios (needs infra-up)
+bench: bench-mesh bench-balancers bench-discovery bench-sync
+
+## bench-mesh: mesh client against raw Connect and grpc-js round_robin, tracing off and on, failover
+bench-mesh: setup infra-up
+	@$(ENV) node --import tsx bench/mesh-client.bench.ts
+
+## bench-discovery: time from a change in Consul to the mesh client's picks
+bench-discovery: setup infra-up
+	@$(ENV) node --import tsx bench/discovery.bench.ts
+
 ## bench-balancers: pick cost of every balancer at 10, 100 and 1000 instances
 bench-balancers: setup
 	@$(ENV) node --import tsx bench/balancers.bench.ts
+
+## bench-sync: batched user upserts against row-by-row and against a plain COPY, on the real PostgreSQL
+bench-sync: setup
+	@$(ENV) node --import tsx bench/user-sync.bench.ts

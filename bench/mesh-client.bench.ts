@@ -5,23 +5,24 @@
  *              breaker, retry, tracing or metrics): the floor of what connect-node costs;
  *   - grpc-js: @grpc/grpc-js with its round_robin policy over the same addresses.
  * Rounds alternate the clients, so a noisy neighbour hurts them alike; the median round counts.
- * Then, in the same run: the mesh client with tracing on (the OpenTelemetry SDK exporting to
- * Jaeger), and failover under load (one of the three instances SIGKILLed, then a new one
+ * Then, in the same run: tracing on (the OpenTelemetry SDK exporting to Jaeger), the mesh client
+ * against raw connect carrying the same client span, and failover under load (one of the three instances SIGKILLed, then a new one
  * started) with the errors callers saw.
  *
- * Run: make bench   (or: source scripts/lib.sh && node --import tsx bench/mesh-client.bench.ts)
+ * Run: make bench-mesh   (or: source scripts/lib.sh && node --import tsx bench/mesh-client.bench.ts)
  * Env: BENCH_SECONDS (per client per round, default 3), BENCH_ROUNDS (default 3),
  *      BENCH_CONCURRENCY (calls in flight, default 32).
  */
 import os from "node:os";
 import path from "node:path";
-import { createClient, type Transport } from "@connectrpc/connect";
+import { ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Registry } from "prom-client";
 import { EchoService } from "../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport } from "../src/client/index.js";
+import { endCallSpan, injectTraceContext, startCallSpan } from "../src/client/client-tracing.js";
 import { startTelemetry } from "../src/platform/telemetry.js";
 import { consul, eventually } from "../test/support/infra.js";
 import { percentile, runLoad } from "../test/support/load.js";
@@ -108,19 +109,43 @@ async function main() {
         { rate: median(runs.map((r) => r.rate)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)), errors: runs.reduce((n, r) => n + r.errors, 0) },
       ]),
     );
-    // Tracing on: the SDK is global, so it is started only after the tracing-off rounds.
+    // Tracing on: the SDK is global, so it is started only after the tracing-off rounds. The
+    // baseline is raw connect with the same client span (the mesh client's own span code) in an
+    // interceptor: what a caller would pay for tracing without the mesh client.
     const telemetry = startTelemetry({ serviceName: "meshkit-bench" });
-    const tracedRuns: Measured[] = [];
-    for (let round = 1; round <= rounds; round++) {
-      tracedRuns.push(await measure(clients["mesh round_robin"]!));
-      console.error(`round ${round} mesh round_robin, tracing on: ${tracedRuns.at(-1)!.rate.toFixed(0)}/s`);
-    }
-    summary["mesh round_robin, tracing on"] = {
-      rate: median(tracedRuns.map((r) => r.rate)),
-      p50: median(tracedRuns.map((r) => r.p50)),
-      p99: median(tracedRuns.map((r) => r.p99)),
-      errors: tracedRuns.reduce((n, r) => n + r.errors, 0),
+    const spanPerCall: Interceptor = (next) => async (request) => {
+      const { span, context } = startCallSpan(service, request.method);
+      injectTraceContext(context, request.header);
+      try {
+        const response = await next(request);
+        endCallSpan(span, 0, undefined, 1);
+        return response;
+      } catch (error) {
+        const connectError = ConnectError.from(error);
+        endCallSpan(span, connectError.code, connectError, 1);
+        throw error;
+      }
     };
+    const tracedRawClients = ports.map((port) => createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}`, interceptors: [spanPerCall] }) as Transport));
+    const traced: Record<string, Call> = {
+      "raw connect + client span, tracing on": () => tracedRawClients[next++ % tracedRawClients.length]!.echo({ message: "bench" }),
+      "mesh round_robin, tracing on": clients["mesh round_robin"]!,
+    };
+    const tracedRuns: Record<string, Measured[]> = Object.fromEntries(Object.keys(traced).map((name) => [name, []]));
+    for (let round = 1; round <= rounds; round++) {
+      for (const [name, call] of Object.entries(traced)) {
+        tracedRuns[name]!.push(await measure(call));
+        console.error(`round ${round} ${name}: ${tracedRuns[name]!.at(-1)!.rate.toFixed(0)}/s`);
+      }
+    }
+    for (const [name, runs] of Object.entries(tracedRuns)) {
+      summary[name] = {
+        rate: median(runs.map((r) => r.rate)),
+        p50: median(runs.map((r) => r.p50)),
+        p99: median(runs.map((r) => r.p99)),
+        errors: runs.reduce((n, r) => n + r.errors, 0),
+      };
+    }
     await telemetry.shutdown();
 
     // Failover under load: kill one instance at 1 s, start a replacement at 2 s.
@@ -149,6 +174,9 @@ async function main() {
     for (const [name, r] of Object.entries(summary)) {
       console.log(`| ${name} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.errors} | ${(r.rate / raw.rate).toFixed(2)} | ${(r.rate / grpcJsResult.rate).toFixed(2)} |`);
     }
+    const tracedRaw = summary["raw connect + client span, tracing on"]!;
+    const tracedMesh = summary["mesh round_robin, tracing on"]!;
+    console.log(`\ntracing on, mesh vs raw connect with the same span: ${(tracedMesh.rate / tracedRaw.rate).toFixed(2)}`);
     mesh.close();
     meshEwma.close();
     grpcJs.close();

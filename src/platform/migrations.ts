@@ -47,6 +47,18 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
       CREATE INDEX outbox_unpublished ON outbox (id) WHERE published_at IS NULL;
     `,
   },
+  {
+    id: 2,
+    name: "task_schedule",
+    sql: `
+      -- When each scheduled task last started, so that instances sharing the database run it
+      -- once per interval between them (see platform/cluster-schedule.ts).
+      CREATE TABLE task_schedule (
+        name            TEXT PRIMARY KEY,
+        last_started_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {

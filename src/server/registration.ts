@@ -16,8 +16,19 @@ export interface ConsulRegistrationOptions {
   checkInterval?: string;
   /** How long one check may take before it counts as failed. Default "2s". */
   checkTimeout?: string;
-  /** The instance serves TLS: Consul's check connects with TLS (trusting the agent's CA). */
+  /**
+   * The instance serves TLS: Consul's check connects with TLS. With the agent's
+   * `enable_agent_tls_for_checks` on, the check trusts the agent's CA and presents the agent's
+   * certificate, so it passes against an instance that requires client certificates
+   * (deploy/consul/checks-mtls.hcl); otherwise it trusts the system roots and presents none.
+   */
   checkUseTls?: boolean;
+  /**
+   * The name the check verifies the instance's certificate against. Default `address`, the name
+   * the mesh client verifies too: left empty, an agent with TLS for checks would expect its own
+   * node name on every instance's certificate.
+   */
+  checkTlsServerName?: string;
   /** Skip verifying the instance's certificate in the check (self-signed dev setups). */
   checkTlsSkipVerify?: boolean;
   /**
@@ -59,6 +70,7 @@ export async function registerInConsul(
       name: `gRPC health of ${options.id}`,
       grpc: `${options.address}:${options.port}`,
       grpcusetls: Boolean(options.checkUseTls),
+      ...(options.checkUseTls ? { tlsservername: options.checkTlsServerName ?? options.address } : {}),
       ...(options.checkTlsSkipVerify ? { tlsskipverify: true } : {}),
       interval: options.checkInterval ?? "5s",
       timeout: options.checkTimeout ?? "2s",

@@ -61,7 +61,9 @@ const healthCheckIntervalMs = 2000;
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
- * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates).
+ * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates, and
+ * `CONSUL_CHECK_TLS_SERVER_NAME`, default ADVERTISE_ADDRESS, the name the check verifies); an
+ * agent with `enable_agent_tls_for_checks` presents its certificate (deploy/consul/checks-mtls.hcl).
  * Command RPCs need a bearer token when `AUTH_TOKENS` (`name:token:scope scope,...`) or
  * `AUTH_JWT_SECRET` (HS256) is set; see interceptors/auth.ts.
  * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
@@ -81,6 +83,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const tlsCaFile = env.optionalString("TLS_CA_FILE");
   const tlsRequireClientCert = env.string("TLS_REQUIRE_CLIENT_CERT", "false") === "true";
   const checkTlsSkipVerify = env.string("CONSUL_CHECK_TLS_SKIP_VERIFY", "false") === "true";
+  const checkTlsServerName = env.string("CONSUL_CHECK_TLS_SERVER_NAME", advertiseAddress);
   const authTokens = env.optionalString("AUTH_TOKENS");
   const jwtSecret = env.optionalString("AUTH_JWT_SECRET");
   const config = definition.configure?.(env) as Config;
@@ -128,6 +131,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
       checkInterval,
       checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
       checkTlsSkipVerify,
+      checkTlsServerName,
     },
     { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") },
   ).catch((error: unknown) => {

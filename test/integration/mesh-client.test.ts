@@ -7,7 +7,7 @@ import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
 import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
-import { runLoad } from "../support/load.js";
+import { percentile, runLoad } from "../support/load.js";
 import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
@@ -195,6 +195,7 @@ describe("mesh client: real Consul, three echo processes", function () {
     setTimeout(() => victim.signal("SIGKILL"), 700);
     const result = await runLoad(() => client.echo({ message: "steady" }, { timeoutMs: 3000 }), { durationMs: 3000, concurrency: 4, maxCalls: 20_000 });
     assert.equal(await victim.exited, "SIGKILL");
+    console.log(`      instance SIGKILLed: ${result.calls} calls, ${result.errors.length} errors, p50 ${percentile(result.latenciesMs, 50).toFixed(1)} ms, p99 ${percentile(result.latenciesMs, 99).toFixed(1)} ms`);
     assert.ok(result.calls > 100, `only ${result.calls} calls`);
     assert.deepEqual(result.errors.map(String), []);
   });

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readEnv } from "../../src/platform/config.js";
-import { createConsulClient, defaultConsulAddress } from "../../src/platform/consul.js";
+import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../../src/platform/consul.js";
 
 /** Where the real servers of `make infra-up` listen (the same variables as scripts/lib.sh). */
 const env = readEnv();
@@ -44,8 +44,8 @@ export async function grpcurl(...args: string[]): Promise<string> {
   return stdout;
 }
 
-/** The status of the gRPC check that Consul runs against `instanceId` of `serviceName`, or undefined. */
-export async function grpcCheckStatus(serviceName: string, instanceId: string): Promise<string | undefined> {
-  const checks = (await consul.health.checks(serviceName)) as unknown as { ServiceID: string; Status: string; Type: string }[];
+/** The status of the gRPC check that Consul (`client`, default the shared agent) runs against `instanceId`, or undefined. */
+export async function grpcCheckStatus(serviceName: string, instanceId: string, client: ConsulClient = consul): Promise<string | undefined> {
+  const checks = (await client.health.checks(serviceName)) as unknown as { ServiceID: string; Status: string; Type: string }[];
   return checks.find((check) => check.ServiceID === instanceId && check.Type === "grpc")?.Status;
 }

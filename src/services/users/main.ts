@@ -1,6 +1,7 @@
 import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { createValidator } from "@bufbuild/protovalidate";
 import type { EnvReader } from "../../platform/config.js";
+import { scheduleAcrossInstances } from "../../platform/cluster-schedule.js";
 import { runService } from "../../server/run-service.js";
 import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { projectUsers } from "./projection.js";
@@ -37,18 +38,21 @@ await runService({
     const validator = createValidator();
     const events = startEventPipeline(stores, { stream: usersStream, group: "users-read-model", instanceId, log, project: projectUsers });
     const userSync = createUserSync(stores.pool, validator, config.source, log);
+    // Every instance schedules the sync; one of them runs it each interval.
     const scheduled =
       config.source && config.syncIntervalMs > 0
-        ? setInterval(
-            () => void recordTask("user_sync", userSync.sync).then(events.kick, (error: unknown) => log.error({ err: error }, "scheduled sync failed")),
-            config.syncIntervalMs,
-          )
+        ? scheduleAcrossInstances(stores.pool, {
+            name: "user_sync",
+            intervalMs: config.syncIntervalMs,
+            run: () => recordTask("user_sync", userSync.sync).then(events.kick),
+            log,
+          })
         : undefined;
     return {
       routes: routes({ pool: stores.pool, redis: stores.redis, validator, sync: userSync.sync, eventsWritten: events.kick, batchSize: config.importBatchSize }),
       healthCheck: stores.checkPostgres,
       async stop() {
-        if (scheduled) clearInterval(scheduled);
+        scheduled?.stop();
         await events.stop();
         await stores.close();
       },
