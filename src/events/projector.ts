@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Redis } from "../platform/redis.js";
 import type { OutboxEvent } from "./outbox.js";
+import { trimConsumedEntries } from "./stream-trim.js";
 
 export interface ProjectorOptions {
   /** A connection of its own: XREADGROUP blocks it. */
@@ -15,6 +16,8 @@ export interface ProjectorOptions {
   apply(events: OutboxEvent[]): Promise<void>;
   /** Entries left unacknowledged this long by a consumer that died are taken over. Default 30 s. */
   claimIdleMs?: number;
+  /** How often to trim entries every group has consumed (trimConsumedEntries), in ms; 0 never. Default 10 s. */
+  trimIntervalMs?: number;
 }
 
 export interface Projector {
@@ -25,13 +28,15 @@ export interface Projector {
  * startProjector consumes a Redis stream through a consumer group and acknowledges each batch
  * only after `apply` succeeded, so a crash between the two replays the batch instead of losing
  * it. Entries of consumers that died are claimed (XAUTOCLAIM) after `claimIdleMs`. The group is
- * (re)created when missing, as after Redis restarted empty.
+ * (re)created when missing, as after Redis restarted empty. Every `trimIntervalMs` it removes the
+ * entries every group has acknowledged, so the stream holds what is in flight, not all history.
  */
 export function startProjector(options: ProjectorOptions): Projector {
-  const { redis, stream, group, consumer, log, claimIdleMs = 30_000 } = options;
+  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000 } = options;
   const stopping = new AbortController();
   let failures = 0;
   let lastClaim = 0;
+  let lastTrim = performance.now();
 
   const ensureGroup = async () => {
     try {
@@ -60,6 +65,11 @@ export function startProjector(options: ProjectorOptions): Projector {
           lastClaim = performance.now();
           const [, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, "0", "COUNT", 500)) as [string, [string, string[]][]];
           await applyEntries(claimed.filter((entry) => entry !== null));
+        }
+        if (trimIntervalMs > 0 && performance.now() - lastTrim > trimIntervalMs) {
+          lastTrim = performance.now();
+          // A failed trim is retried next interval; it must not hold the projection back.
+          await trimConsumedEntries(redis, stream).catch((error: unknown) => log.warn({ err: error, stream }, "trimming consumed stream entries failed"));
         }
         const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", 1000, "STREAMS", stream, ">")) as
           | [string, [string, string[]][]][]

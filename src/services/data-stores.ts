@@ -13,13 +13,16 @@ import { createRedis, redisUrlFromEnv, type Redis } from "../platform/redis.js";
 export interface DataStoresConfig {
   postgres: PostgresConfig;
   redisUrl: string;
+  /** How often the projection trims consumed entries from its stream, in ms; 0 never. */
+  streamTrimIntervalMs: number;
 }
 
 export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
-  return { postgres: postgresConfigFromEnv(env), redisUrl: redisUrlFromEnv(env) };
+  return { postgres: postgresConfigFromEnv(env), redisUrl: redisUrlFromEnv(env), streamTrimIntervalMs: env.int("EVENTS_TRIM_INTERVAL_MS", 10_000, { min: 0 }) };
 }
 
 export interface DataStores {
+  config: DataStoresConfig;
   pool: PostgresPool;
   /** Commands, queries and the relay. */
   redis: Redis;
@@ -53,6 +56,7 @@ export async function openDataStores(config: DataStoresConfig, log: Logger): Pro
   // Redis that is down stays a warning, not a failure.
   await Promise.race([Promise.all([once(redis, "ready"), once(projectionRedis, "ready")]), sleep(2000)]).catch(() => undefined);
   return {
+    config,
     pool,
     redis,
     projectionRedis,
@@ -89,6 +93,7 @@ export function startEventPipeline(
     group: options.group,
     consumer: options.instanceId,
     log: options.log,
+    trimIntervalMs: stores.config.streamTrimIntervalMs,
     apply: (events) => options.project(stores.redis, events),
   });
   return {
