@@ -2,7 +2,9 @@
  * User upsert throughput: the batched path (one INSERT ... SELECT FROM unnest ... ON CONFLICT
  * statement per batch, what user-sync runs) against the row-by-row path (one statement per user)
  * in the same run, on the real PostgreSQL. Each path writes fresh users, then the same users
- * again (the update half of an upsert); the two paths alternate so neither gets a warmer cache.
+ * changed (the update half of an upsert), then them again unchanged (a re-sync of a source that
+ * did not change: versions kept, ids-only events); the two paths alternate so neither gets a
+ * warmer cache.
  *
  * The ceiling: a plain COPY of the same rows into an empty, unindexed temporary table (what
  * PostgreSQL can ingest at all, with no conflict handling, no outbox and no index).
@@ -30,8 +32,8 @@ const pool = createPostgresPool(postgresConfigFromEnv(env), () => undefined);
 env.done();
 await migrate(pool);
 
-function generate(prefix: string): UserInput[] {
-  return Array.from({ length: users }, (_, i) => ({ thirdPartyId: `${prefix}${i}`, name: `User ${i}`, email: `u${i}@example.com`, phone: `+1555${i}`, status: "active" }));
+function generate(prefix: string, generation = 1): UserInput[] {
+  return Array.from({ length: users }, (_, i) => ({ thirdPartyId: `${prefix}${i}`, name: `User ${i} g${generation}`, email: `u${i}@example.com`, phone: `+1555${i}`, status: "active" }));
 }
 
 async function timed(write: (batch: UserInput[]) => Promise<number>, input: UserInput[]): Promise<number> {
@@ -56,14 +58,26 @@ async function copyCeiling(input: UserInput[]): Promise<number> {
   }
 }
 
-const results = { batched: [] as number[], rowByRow: [] as number[], copy: [] as number[] };
+type Rates = { insert: number; update: number; unchanged: number };
+type Pass = keyof Rates;
+/** Bytes of outbox payload each pass of the batched path wrote, for the table's last line. */
+const eventBytes: Record<Pass, number[]> = { insert: [], update: [], unchanged: [] };
+const outboxHighWater = async () => (await pool.query<{ id: string }>("SELECT coalesce(max(id), 0)::text AS id FROM outbox")).rows[0]!.id;
+const outboxBytesSince = async (id: string) =>
+  Number((await pool.query<{ bytes: string }>("SELECT coalesce(sum(octet_length(payload::text)), 0)::text AS bytes FROM outbox WHERE id > $1 AND stream = 'events:users'", [id])).rows[0]!.bytes);
+const results = { batched: [] as Rates[], rowByRow: [] as Rates[], copy: [] as number[] };
 for (let round = 1; round <= rounds; round++) {
   for (const [name, write] of [["batched", upsertUsers], ["rowByRow", upsertUsersRowByRow]] as const) {
-    const input = generate(`bench-${name}-${randomUUID().slice(0, 8)}-`);
-    const insertRate = await timed((b) => write(pool, b), input);
-    const updateRate = await timed((b) => write(pool, b), input);
-    results[name].push((insertRate + updateRate) / 2);
-    console.error(`round ${round} ${name}: insert ${insertRate.toFixed(0)} users/s, update ${updateRate.toFixed(0)} users/s`);
+    const prefix = `bench-${name}-${randomUUID().slice(0, 8)}-`;
+    const rates = {} as Rates;
+    for (const [pass, generation] of [["insert", 1], ["update", 2], ["unchanged", 2]] as const) {
+      const before = await outboxHighWater();
+      rates[pass] = await timed((b) => write(pool, b), generate(prefix, generation));
+      if (name === "batched") eventBytes[pass].push(await outboxBytesSince(before));
+    }
+    const { insert, update, unchanged } = rates;
+    results[name].push(rates);
+    console.error(`round ${round} ${name}: insert ${insert.toFixed(0)}, update ${update.toFixed(0)}, unchanged ${unchanged.toFixed(0)} users/s`);
   }
   results.copy.push(await copyCeiling(generate(`bench-copy-${round}-`)));
   console.error(`round ${round} COPY ceiling: ${results.copy.at(-1)!.toFixed(0)} users/s`);
@@ -73,11 +87,19 @@ await pool.query("DELETE FROM users WHERE third_party_id LIKE 'bench-%'");
 await pool.query("DELETE FROM outbox WHERE stream = 'events:users' AND payload::text LIKE '%\"bench-%'");
 await pool.end();
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-console.log(`\nuser upsert benchmark: ${users} users per path per round (insert, then update), batches of ${batch}, ${rounds} rounds`);
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+const rate = (path: Rates[], pass: Pass) => median(path.map((r) => r[pass]));
+console.log(`\nuser upsert benchmark: ${users} users per path per round (insert, update, unchanged re-sync), batches of ${batch}, ${rounds} rounds`);
 console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}\n`);
-console.log("| path | users/s (median) | vs row-by-row |");
-console.log("|---|---|---|");
-console.log(`| batched (one statement per batch) | ${median(results.batched).toFixed(0)} | ${(median(results.batched) / median(results.rowByRow)).toFixed(1)}x |`);
-console.log(`| row-by-row (one statement per user) | ${median(results.rowByRow).toFixed(0)} | 1.0x |`);
-console.log(`| ceiling: plain COPY into an empty temp table | ${median(results.copy).toFixed(0)} | ${(median(results.copy) / median(results.rowByRow)).toFixed(1)}x |`);
+console.log("| path | insert users/s | update users/s | unchanged re-sync users/s | insert vs row-by-row |");
+console.log("|---|---|---|---|---|");
+for (const [label, path] of [["batched (one statement per batch)", results.batched], ["row-by-row (one statement per user)", results.rowByRow]] as const) {
+  console.log(`| ${label} | ${rate(path, "insert").toFixed(0)} | ${rate(path, "update").toFixed(0)} | ${rate(path, "unchanged").toFixed(0)} | ${(rate(path, "insert") / rate(results.rowByRow, "insert")).toFixed(1)}x |`);
+}
+console.log(`| ceiling: plain COPY into an empty temp table | ${median(results.copy).toFixed(0)} | | | ${(median(results.copy) / rate(results.rowByRow, "insert")).toFixed(1)}x |`);
+console.log(`\nevent payload written per ${users} users (batched): insert ${(median(eventBytes.insert) / 1e6).toFixed(2)} MB, update ${(median(eventBytes.update) / 1e6).toFixed(2)} MB, unchanged re-sync ${(median(eventBytes.unchanged) / 1e6).toFixed(2)} MB`);
+console.log(`batched vs row-by-row: update ${(rate(results.batched, "update") / rate(results.rowByRow, "update")).toFixed(1)}x, unchanged re-sync ${(rate(results.batched, "unchanged") / rate(results.rowByRow, "unchanged")).toFixed(1)}x`);

@@ -5,7 +5,9 @@ import type { Redis } from "../platform/redis.js";
  * idempotent however often an event is delivered:
  *  - putVersioned stores an entity's JSON only if its version is newer than the stored one, and
  *    bumps a counter the first time the entity appears;
- *  - addOnce adds to a counter once per event id.
+ *  - addOnce adds to a counter once per event id;
+ *  - putLater sets one field of an entity only to a value that sorts after the stored one (ISO
+ *    timestamps), so an event delivered late never moves it back.
  */
 const putVersionedScript = `
 local current = redis.call('HGET', KEYS[1], 'version')
@@ -20,11 +22,18 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 604800) then
 end
 return false`;
 
+const putLaterScript = `
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current and current >= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
 export const statsKeys = { users: "stats:total_users", orders: "stats:total_orders", failedTasks: "stats:failed_tasks" } as const;
 
 export interface ReadModelWriter {
   putVersioned(key: string, counterKey: string, version: number, json: string): void;
   addOnce(eventId: string, counterKey: string, amount: number): void;
+  putLater(key: string, field: string, value: string): void;
   /** Sends everything queued in one round trip; throws if any write failed. */
   flush(): Promise<void>;
 }
@@ -37,6 +46,9 @@ export function readModelWriter(redis: Redis): ReadModelWriter {
     },
     addOnce(eventId, counterKey, amount) {
       pipeline.eval(addOnceScript, 2, `applied:${eventId}`, counterKey, String(amount));
+    },
+    putLater(key, field, value) {
+      pipeline.eval(putLaterScript, 1, key, field, value);
     },
     async flush() {
       const results = (await pipeline.exec()) ?? [];

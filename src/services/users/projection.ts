@@ -1,11 +1,12 @@
 import type { OutboxEvent } from "../../events/outbox.js";
 import { readModelWriter, statsKeys } from "../../events/read-model.js";
 import type { Redis } from "../../platform/redis.js";
-import { userIndexKey, userKey, type UserRecord } from "./user-record.js";
+import { syncedAtField, userIndexKey, userKey, type UserRecord } from "./user-record.js";
 
 /**
  * projectUsers applies user events to the read model: `user:{third_party_id}` holds the newest
- * version (JSON), `users:index` lists the ids, `stats:total_users` counts each user once, and
+ * version (JSON) and, for users a sync saw unchanged, the newest `synced_at` (see readUser),
+ * `users:index` lists the ids, `stats:total_users` counts each user once, and
  * `stats:failed_tasks` adds each sync run's failures once.
  */
 export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise<void> {
@@ -16,6 +17,10 @@ export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise
       for (const user of (event.payload.users ?? []) as UserRecord[]) {
         writer.putVersioned(userKey(user.third_party_id), statsKeys.users, Number(user.version), JSON.stringify(user));
         index.push("0", user.third_party_id);
+      }
+      const syncedAt = event.payload.synced_at;
+      if (typeof syncedAt === "string") {
+        for (const id of (event.payload.seen ?? []) as string[]) writer.putLater(userKey(id), syncedAtField, syncedAt);
       }
     } else if (event.type === "users.sync_completed") {
       writer.addOnce(event.id, statsKeys.failedTasks, Number(event.payload.failed ?? 0));

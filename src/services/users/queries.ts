@@ -1,12 +1,26 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { User } from "../../../gen/meshkit/users/v1/users_pb.js";
-import { readEntity } from "../../events/read-model.js";
 import type { PostgresPool } from "../../platform/postgres.js";
 import type { Redis } from "../../platform/redis.js";
-import { toUser, userColumns, userIndexKey, userKey, type UserRecord } from "./user-record.js";
+import { syncedAtField, toUser, userColumns, userFromReadModel, userIndexKey, userKey, type UserRecord } from "./user-record.js";
+
+/** The read model's users, in order; undefined for any Redis does not hold (or when it is away). */
+async function cachedUsers(redis: Redis, ids: readonly string[]): Promise<(UserRecord | undefined)[]> {
+  try {
+    const pipeline = redis.pipeline();
+    for (const id of ids) pipeline.hmget(userKey(id), "json", syncedAtField);
+    const answers = (await pipeline.exec()) ?? [];
+    return answers.map(([error, value]) => {
+      const [json, syncedAt] = (value ?? []) as (string | null)[];
+      return !error && json ? userFromReadModel(json, syncedAt ?? null) : undefined;
+    });
+  } catch {
+    return ids.map(() => undefined); // Redis away: PostgreSQL answers
+  }
+}
 
 export async function getUser(redis: Redis, pool: PostgresPool, thirdPartyId: string): Promise<User> {
-  const cached = (await readEntity(redis, userKey(thirdPartyId))) as UserRecord | undefined;
+  const [cached] = await cachedUsers(redis, [thirdPartyId]);
   if (cached) return toUser(cached);
   const { rows } = await pool.query<UserRecord>(`SELECT ${userColumns} FROM users WHERE third_party_id = $1`, [thirdPartyId]);
   if (!rows[0]) throw new ConnectError(`user ${thirdPartyId} not found`, Code.NotFound);
@@ -23,10 +37,8 @@ export async function listUsers(redis: Redis, pool: PostgresPool, pageSize: numb
   try {
     const ids = await redis.zrangebylex(userIndexKey, after ? `(${after}` : "-", "+", "LIMIT", 0, size);
     if (ids.length > 0) {
-      const pipeline = redis.pipeline();
-      for (const id of ids) pipeline.hget(userKey(id), "json");
-      const jsons = ((await pipeline.exec()) ?? []).map(([, value]) => value as string | null);
-      if (jsons.every((json) => json !== null)) records = jsons.map((json) => JSON.parse(json!) as UserRecord);
+      const cached = await cachedUsers(redis, ids);
+      if (cached.every((record) => record !== undefined)) records = cached as UserRecord[];
     }
   } catch {
     records = undefined; // Redis away: PostgreSQL answers

@@ -28,6 +28,20 @@ export const userColumns = "third_party_id, name, email, phone, status, created_
 
 export const userKey = (thirdPartyId: string) => `user:${thirdPartyId}`;
 
+/**
+ * The field of `user:{id}` beside its JSON that holds when a sync last saw the user unchanged
+ * (ISO time): such a sync sends only the id, not a new version of the JSON.
+ */
+export const syncedAtField = "synced_at";
+
+/** A user from the read model's two fields: its JSON, and the later of the two sync times. */
+export function userFromReadModel(json: string, syncedAt: string | null): UserRecord {
+  const record = JSON.parse(json) as UserRecord;
+  const inJson = record.last_synced_at ? new Date(record.last_synced_at).toISOString() : undefined;
+  if (syncedAt && (!inJson || syncedAt > inJson)) record.last_synced_at = syncedAt;
+  return record;
+}
+
 /** A sorted set of every user id (all scores 0), for ListUsers paging by id from Redis. */
 export const userIndexKey = "users:index";
 
