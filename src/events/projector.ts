@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Redis } from "../platform/redis.js";
 import type { OutboxEvent } from "./outbox.js";
-import { trimConsumedEntries } from "./stream-trim.js";
+import { removeIdleConsumers, trimConsumedEntries } from "./stream-trim.js";
 
 export interface ProjectorOptions {
   /** A connection of its own: XREADGROUP blocks it. */
@@ -16,7 +16,7 @@ export interface ProjectorOptions {
   apply(events: OutboxEvent[]): Promise<void>;
   /** Entries left unacknowledged this long by a consumer that died are taken over. Default 30 s. */
   claimIdleMs?: number;
-  /** How often to trim entries every group has consumed (trimConsumedEntries), in ms; 0 never. Default 10 s. */
+  /** How often to trim entries every group has consumed and drop idle consumers (stream-trim.ts), in ms; 0 never. Default 10 s. */
   trimIntervalMs?: number;
 }
 
@@ -29,7 +29,8 @@ export interface Projector {
  * only after `apply` succeeded, so a crash between the two replays the batch instead of losing
  * it. Entries of consumers that died are claimed (XAUTOCLAIM) after `claimIdleMs`. The group is
  * (re)created when missing, as after Redis restarted empty. Every `trimIntervalMs` it removes the
- * entries every group has acknowledged, so the stream holds what is in flight, not all history.
+ * entries every group has acknowledged, so the stream holds what is in flight, not all history,
+ * and the consumers (earlier processes) idle ten times `claimIdleMs` that hold nothing pending.
  */
 export function startProjector(options: ProjectorOptions): Projector {
   const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000 } = options;
@@ -69,7 +70,9 @@ export function startProjector(options: ProjectorOptions): Projector {
         if (trimIntervalMs > 0 && performance.now() - lastTrim > trimIntervalMs) {
           lastTrim = performance.now();
           // A failed trim is retried next interval; it must not hold the projection back.
-          await trimConsumedEntries(redis, stream).catch((error: unknown) => log.warn({ err: error, stream }, "trimming consumed stream entries failed"));
+          await trimConsumedEntries(redis, stream)
+            .then(() => removeIdleConsumers(redis, stream, group, claimIdleMs * 10))
+            .catch((error: unknown) => log.warn({ err: error, stream }, "stream maintenance failed"));
         }
         const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", 1000, "STREAMS", stream, ">")) as
           | [string, [string, string[]][]][]

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { compareIds, trimConsumedEntries } from "../../src/events/stream-trim.js";
+import { compareIds, removeIdleConsumers, trimConsumedEntries } from "../../src/events/stream-trim.js";
 
 describe("trimming consumed stream entries (real Redis)", () => {
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
@@ -13,8 +13,8 @@ describe("trimming consumed stream entries (real Redis)", () => {
     for (let n = 0; n < entries; n++) ids.push((await redis.xadd(stream, "*", "n", String(n)))!);
     return { stream, ids };
   };
-  const read = async (stream: string, group: string, count: number) => {
-    const answer = (await redis.xreadgroup("GROUP", group, "consumer-1", "COUNT", count, "STREAMS", stream, ">")) as [string, [string, string[]][]][];
+  const read = async (stream: string, group: string, count: number, consumer = "consumer-1") => {
+    const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", count, "STREAMS", stream, ">")) as [string, [string, string[]][]][];
     return answer[0]![1].map(([id]) => id);
   };
   after(async () => {
@@ -46,6 +46,19 @@ describe("trimming consumed stream entries (real Redis)", () => {
     assert.equal(await trimConsumedEntries(redis, stream), 0);
     assert.equal(await redis.xlen(stream), 5);
     assert.equal(await trimConsumedEntries(redis, `test:trim:missing:${randomUUID()}`), 0);
+  });
+
+  it("removes consumers idle past the limit that hold nothing pending, and keeps one holding entries", async () => {
+    const { stream } = await newStream(4);
+    await redis.xgroup("CREATE", stream, "g", "0");
+    await redis.xack(stream, "g", ...(await read(stream, "g", 2, "finished")));
+    await read(stream, "g", 2, "holding"); // read, never acknowledged: its process died
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(await removeIdleConsumers(redis, stream, "g", 60_000), 0, "a consumer idle for less than the limit was removed");
+    assert.equal(await removeIdleConsumers(redis, stream, "g", 20), 1);
+    const left = ((await redis.xinfo("CONSUMERS", stream, "g")) as unknown[][]).map((fields) => fields[1]);
+    assert.deepEqual(left, ["holding"]);
+    assert.equal(((await redis.xpending(stream, "g")) as [number])[0], 2, "the pending entries of the kept consumer are gone");
   });
 
   it("orders stream ids by time, then sequence", () => {
