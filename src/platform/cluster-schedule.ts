@@ -51,7 +51,9 @@ export function scheduleAcrossInstances(pool: PostgresPool, options: ClusterSche
         if (claimed.rowCount === 0) return options.onSkipped?.("ran this interval");
         await options.run();
       } finally {
-        await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [scheduleLockClass, options.name]).catch(() => undefined);
+        // A connection that cannot unlock must not go back to the pool still holding the lock:
+        // destroying it is what releases the lock then.
+        await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [scheduleLockClass, options.name]).catch((error: Error) => (connectionError ??= error));
       }
     } finally {
       client.off("error", onError);
