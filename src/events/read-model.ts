@@ -5,7 +5,7 @@ import type { Redis } from "../platform/redis.js";
  * idempotent however often an event is delivered:
  *  - putVersioned stores an entity's JSON only if its version is newer than the stored one, and
  *    bumps a counter the first time the entity appears;
- *  - addOnce adds to a counter once per event id;
+ *  - putMax sets a counter to a running total unless it holds a larger one already;
  *  - putLater sets one field of an entity only to a value that sorts after the stored one (ISO
  *    timestamps), so an event delivered late never moves it back.
  */
@@ -16,11 +16,11 @@ if not current then redis.call('INCR', KEYS[2]) end
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'json', ARGV[1])
 return 1`;
 
-const addOnceScript = `
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 604800) then
-  return redis.call('INCRBY', KEYS[2], ARGV[1])
-end
-return false`;
+const putMaxScript = `
+local current = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if current >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1`;
 
 const putLaterScript = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
@@ -32,7 +32,7 @@ export const statsKeys = { users: "stats:total_users", orders: "stats:total_orde
 
 export interface ReadModelWriter {
   putVersioned(key: string, counterKey: string, version: number, json: string): void;
-  addOnce(eventId: string, counterKey: string, amount: number): void;
+  putMax(counterKey: string, total: number): void;
   putLater(key: string, field: string, value: string): void;
   /** Sends everything queued in one round trip; throws if any write failed. */
   flush(): Promise<void>;
@@ -44,8 +44,8 @@ export function readModelWriter(redis: Redis): ReadModelWriter {
     putVersioned(key, counterKey, version, json) {
       pipeline.eval(putVersionedScript, 2, key, counterKey, json, String(version));
     },
-    addOnce(eventId, counterKey, amount) {
-      pipeline.eval(addOnceScript, 2, `applied:${eventId}`, counterKey, String(amount));
+    putMax(counterKey, total) {
+      pipeline.eval(putMaxScript, 1, counterKey, String(total));
     },
     putLater(key, field, value) {
       pipeline.eval(putLaterScript, 1, key, field, value);

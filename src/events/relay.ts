@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import type pg from "pg";
 import type { PostgresPool } from "../platform/postgres.js";
 import { inTransaction } from "../platform/postgres.js";
 import type { Redis } from "../platform/redis.js";
@@ -18,6 +19,12 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Pause when the outbox is empty, in ms. Default 100. */
   idleMs?: number;
+  /**
+   * Appends, on `client` (in a transaction), events that carry the whole current state of these
+   * streams' entities, for rebuilding a read model Redis lost. Without it the relay publishes
+   * every outbox row again, which is only complete while the outbox is never pruned.
+   */
+  snapshot?: (client: pg.PoolClient) => Promise<void>;
 }
 
 export interface OutboxRelay {
@@ -31,7 +38,8 @@ export interface OutboxRelay {
  * transaction it locks a batch (FOR UPDATE SKIP LOCKED, so several instances share the work),
  * XADDs it in one pipeline, and stamps it published. If Redis fails, the transaction rolls back
  * and the batch is tried again: an event may be published twice (consumers are idempotent), never
- * lost. When Redis comes back empty, every event is published again to rebuild the read model.
+ * lost. When Redis comes back empty, the read model is rebuilt: from a snapshot of the tables
+ * (`snapshot`), else by publishing every outbox row again.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const { pool, redis, streams, log, batchSize = 500, idleMs = 100 } = options;
@@ -42,8 +50,19 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const ensureEpoch = async () => {
     if (await redis.exists(readModelEpochKey)) return;
     if ((await redis.set(readModelEpochKey, randomUUID(), "NX")) !== "OK") return;
-    const { rowCount } = await pool.query("UPDATE outbox SET published_at = NULL WHERE stream = ANY($1) AND published_at IS NOT NULL", [streams]);
-    if (rowCount) log.warn({ events: rowCount }, "Redis came back without the read model: publishing every event again");
+    try {
+      if (options.snapshot) {
+        await inTransaction(pool, options.snapshot);
+        log.warn({ streams }, "Redis came back without the read model: publishing a snapshot of the tables");
+        return;
+      }
+      const { rowCount } = await pool.query("UPDATE outbox SET published_at = NULL WHERE stream = ANY($1) AND published_at IS NOT NULL", [streams]);
+      if (rowCount) log.warn({ events: rowCount }, "Redis came back without the read model: publishing every event again");
+    } catch (error) {
+      // Not rebuilt: let the next round (this instance's or another's) try again.
+      await redis.del(readModelEpochKey).catch(() => undefined);
+      throw error;
+    }
   };
 
   const round = (): Promise<number> =>

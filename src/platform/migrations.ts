@@ -59,6 +59,21 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
       );
     `,
   },
+  {
+    id: 3,
+    name: "counters that outlive the outbox",
+    sql: `
+      -- Running totals the read model shows that no table can recount once the outbox is pruned
+      -- (see events/outbox-retention.ts): each event carries the new total.
+      CREATE TABLE counters (
+        name  TEXT PRIMARY KEY,
+        value BIGINT NOT NULL
+      );
+      INSERT INTO counters (name, value)
+        SELECT 'user_sync_failed', coalesce(sum((payload->>'failed')::bigint), 0)
+        FROM outbox WHERE event_type = 'users.sync_completed';
+    `,
+  },
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {

@@ -1,10 +1,13 @@
 import { once } from "node:events";
+import type pg from "pg";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { EnvReader } from "../platform/config.js";
 import type { Logger } from "../platform/log.js";
 import type { OutboxEvent } from "../events/outbox.js";
 import { startProjector } from "../events/projector.js";
+import { pruneOutbox } from "../events/outbox-retention.js";
 import { startOutboxRelay, type OutboxRelay } from "../events/relay.js";
+import { scheduleAcrossInstances } from "../platform/cluster-schedule.js";
 import { migrate } from "../platform/migrations.js";
 import { createPostgresPool, postgresConfigFromEnv, type PostgresConfig, type PostgresPool } from "../platform/postgres.js";
 import { createRedis, redisUrlFromEnv, type Redis } from "../platform/redis.js";
@@ -15,10 +18,20 @@ export interface DataStoresConfig {
   redisUrl: string;
   /** How often the projection trims consumed entries from its stream, in ms; 0 never. */
   streamTrimIntervalMs: number;
+  /** How long published outbox rows are kept, in ms; 0 keeps them forever. */
+  outboxRetentionMs: number;
+  /** How often one of the instances prunes the outbox, in ms. */
+  outboxPruneIntervalMs: number;
 }
 
 export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
-  return { postgres: postgresConfigFromEnv(env), redisUrl: redisUrlFromEnv(env), streamTrimIntervalMs: env.int("EVENTS_TRIM_INTERVAL_MS", 10_000, { min: 0 }) };
+  return {
+    postgres: postgresConfigFromEnv(env),
+    redisUrl: redisUrlFromEnv(env),
+    streamTrimIntervalMs: env.int("EVENTS_TRIM_INTERVAL_MS", 10_000, { min: 0 }),
+    outboxRetentionMs: env.int("OUTBOX_RETENTION_MS", 86_400_000, { min: 0 }),
+    outboxPruneIntervalMs: env.int("OUTBOX_PRUNE_INTERVAL_MS", 600_000, { min: 100 }),
+  };
 }
 
 export interface DataStores {
@@ -81,12 +94,34 @@ export interface EventPipeline {
 /**
  * startEventPipeline relays `stream`'s outbox rows to Redis and projects them into the read model
  * with `project`, consuming as `instanceId` in the group `group` shared by the service's instances.
+ * A read model Redis lost is rebuilt from `snapshot`; published rows older than the retention are
+ * pruned, once per interval across the instances.
  */
 export function startEventPipeline(
   stores: DataStores,
-  options: { stream: string; group: string; instanceId: string; log: Logger; project: (redis: Redis, events: OutboxEvent[]) => Promise<void> },
+  options: {
+    stream: string;
+    group: string;
+    instanceId: string;
+    log: Logger;
+    project: (redis: Redis, events: OutboxEvent[]) => Promise<void>;
+    snapshot: (client: pg.PoolClient) => Promise<void>;
+  },
 ): EventPipeline {
-  const relay: OutboxRelay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [options.stream], log: options.log });
+  const { config } = stores;
+  const relay: OutboxRelay = startOutboxRelay({ pool: stores.pool, redis: stores.redis, streams: [options.stream], log: options.log, snapshot: options.snapshot });
+  const pruning =
+    config.outboxRetentionMs > 0
+      ? scheduleAcrossInstances(stores.pool, {
+          name: `outbox_prune:${options.stream}`,
+          intervalMs: config.outboxPruneIntervalMs,
+          log: options.log,
+          run: async () => {
+            const deleted = await pruneOutbox(stores.pool, [options.stream], config.outboxRetentionMs);
+            if (deleted > 0) options.log.info({ stream: options.stream, deleted }, "pruned published outbox rows");
+          },
+        })
+      : undefined;
   const projector = startProjector({
     redis: stores.projectionRedis,
     stream: options.stream,
@@ -99,6 +134,7 @@ export function startEventPipeline(
   return {
     kick: relay.kick,
     async stop() {
+      pruning?.stop();
       await relay.stop();
       await projector.stop();
     },

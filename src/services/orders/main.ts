@@ -2,6 +2,7 @@ import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { runService } from "../../server/run-service.js";
 import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { ordersStream } from "./commands.js";
+import { snapshotOrders } from "./snapshot.js";
 import { projectOrders } from "./projection.js";
 import { orderRoutes } from "./routes.js";
 
@@ -11,7 +12,7 @@ await runService({
   configure: dataStoresConfigFromEnv,
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config, log);
-    const events = startEventPipeline(stores, { stream: ordersStream, group: "orders-read-model", instanceId, log, project: projectOrders });
+    const events = startEventPipeline(stores, { stream: ordersStream, group: "orders-read-model", instanceId, log, project: projectOrders, snapshot: snapshotOrders });
     return {
       routes: orderRoutes({ pool: stores.pool, redis: stores.redis, eventsWritten: events.kick }),
       healthCheck: stores.checkPostgres,

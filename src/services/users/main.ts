@@ -5,6 +5,7 @@ import { scheduleAcrossInstances } from "../../platform/cluster-schedule.js";
 import { runService } from "../../server/run-service.js";
 import { dataStoresConfigFromEnv, openDataStores, startEventPipeline } from "../data-stores.js";
 import { projectUsers } from "./projection.js";
+import { snapshotUsers } from "./snapshot.js";
 import { userRoutes as routes } from "./routes.js";
 import { createUserSync } from "./sync.js";
 import { recordTask } from "../task-metrics.js";
@@ -36,7 +37,7 @@ await runService({
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config.stores, log);
     const validator = createValidator();
-    const events = startEventPipeline(stores, { stream: usersStream, group: "users-read-model", instanceId, log, project: projectUsers });
+    const events = startEventPipeline(stores, { stream: usersStream, group: "users-read-model", instanceId, log, project: projectUsers, snapshot: snapshotUsers });
     const userSync = createUserSync(stores.pool, validator, config.source, log);
     // Every instance schedules the sync; one of them runs it each interval.
     const scheduled =

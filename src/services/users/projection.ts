@@ -7,7 +7,7 @@ import { syncedAtField, userIndexKey, userKey, type UserRecord } from "./user-re
  * projectUsers applies user events to the read model: `user:{third_party_id}` holds the newest
  * version (JSON) and, for users a sync saw unchanged, the newest `synced_at` (see readUser),
  * `users:index` lists the ids, `stats:total_users` counts each user once, and
- * `stats:failed_tasks` adds each sync run's failures once.
+ * `stats:failed_tasks` is the largest running total of failed users seen (see recordSyncRun).
  */
 export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise<void> {
   const writer = readModelWriter(redis);
@@ -22,8 +22,9 @@ export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise
       if (typeof syncedAt === "string") {
         for (const id of (event.payload.seen ?? []) as string[]) writer.putLater(userKey(id), syncedAtField, syncedAt);
       }
-    } else if (event.type === "users.sync_completed") {
-      writer.addOnce(event.id, statsKeys.failedTasks, Number(event.payload.failed ?? 0));
+    } else if ((event.type === "users.sync_completed" || event.type === "users.failed_total") && event.payload.failed_total !== undefined) {
+      // Events from before the running total carry none; the total written since counts them.
+      writer.putMax(statsKeys.failedTasks, Number(event.payload.failed_total));
     }
   }
   await writer.flush();

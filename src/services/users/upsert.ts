@@ -3,6 +3,9 @@ import { appendEvents } from "../../events/outbox.js";
 import { inTransaction, type PostgresPool } from "../../platform/postgres.js";
 import { userColumns, type UserInput, type UserRecord } from "./user-record.js";
 
+/** The counter of users that failed to sync, over all runs (see recordSyncRun, snapshot.ts). */
+export const failedUsersCounter = "user_sync_failed";
+
 export const usersStream = "events:users";
 
 /**
@@ -76,7 +79,20 @@ export async function upsertUsersRowByRow(pool: PostgresPool, users: readonly Us
   });
 }
 
-/** Records a finished sync run (its failures feed `failed_tasks` in the status). */
+/**
+ * Records a finished sync run. Its failures feed `failed_tasks` in the status as a running total
+ * kept in `counters` (the outbox that held each run's event is pruned): the event carries the new
+ * total, which the projection keeps the largest of, so events arriving in any order or twice
+ * leave the right total.
+ */
 export async function recordSyncRun(pool: PostgresPool, synced: number, failed: number, source: string): Promise<void> {
-  await inTransaction(pool, (client) => appendEvents(client, usersStream, [{ type: "users.sync_completed", payload: { synced, failed, source } }]));
+  await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ total: string }>(
+      `INSERT INTO counters (name, value) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET value = counters.value + EXCLUDED.value
+       RETURNING value::text AS total`,
+      [failedUsersCounter, failed],
+    );
+    await appendEvents(client, usersStream, [{ type: "users.sync_completed", payload: { synced, failed, source, failed_total: rows[0]!.total } }]);
+  });
 }

@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import type { OutboxEvent } from "../../src/events/outbox.js";
+import { pruneOutbox } from "../../src/events/outbox-retention.js";
+import { statsKeys } from "../../src/events/read-model.js";
+import { migrate } from "../../src/platform/migrations.js";
+import { inTransaction, type PostgresPool } from "../../src/platform/postgres.js";
+import { projectUsers } from "../../src/services/users/projection.js";
+import { snapshotUsers } from "../../src/services/users/snapshot.js";
+import { failedUsersCounter, recordSyncRun, upsertUsers } from "../../src/services/users/upsert.js";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+
+/**
+ * The outbox is pruned, so a read model Redis lost is rebuilt from the tables: real PostgreSQL,
+ * and a Redis of the test's own standing for the empty one.
+ */
+describe("outbox retention and rebuilding the read model from a snapshot", function () {
+  this.timeout(60_000);
+  const pool = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 3 });
+  const stores = pool as unknown as PostgresPool;
+  let redis: PrivateRedis;
+
+  before(async () => {
+    await migrate(stores);
+    redis = await startPrivateRedis();
+  });
+  after(async () => {
+    await redis?.stop();
+    redis?.client.disconnect();
+    await pool.end();
+  });
+
+  it("prunes only published rows older than the retention, in batches", async () => {
+    const stream = `test:retention:${randomUUID()}`;
+    const insert = (published: string | null, count: number) =>
+      pool.query(`INSERT INTO outbox (stream, event_type, payload, published_at) SELECT $1, 'x', '{}', ${published ?? "NULL"} FROM generate_series(1, $2)`, [stream, count]);
+    await insert("now() - interval '2 hours'", 25);
+    await insert("now() - interval '10 seconds'", 3);
+    await insert(null, 4); // old but never published: kept whatever its age
+    await pool.query("UPDATE outbox SET created_at = now() - interval '3 hours' WHERE stream = $1 AND published_at IS NULL", [stream]);
+    assert.equal(await pruneOutbox(stores, [stream], 3_600_000, 10), 25);
+    const { rows } = await pool.query<{ published: boolean; n: number }>("SELECT published_at IS NOT NULL AS published, count(*)::int AS n FROM outbox WHERE stream = $1 GROUP BY 1 ORDER BY 1", [stream]);
+    assert.deepEqual(rows.map((row) => [row.published, row.n]), [[false, 4], [true, 3]]);
+    await pool.query("DELETE FROM outbox WHERE stream = $1", [stream]);
+  });
+
+  it("rebuilds every user and the failure total from a snapshot into an empty Redis", async () => {
+    const prefix = `rebuild-${randomUUID().slice(0, 8)}-`;
+    const input = (n: number) => ({ thirdPartyId: `${prefix}${n}`, name: `User ${n}`, email: `u${n}@example.com`, phone: "+15550000", status: "active" });
+    await upsertUsers(stores, [input(0), input(1)]);
+    await upsertUsers(stores, [input(0), { ...input(1), name: "Renamed" }]); // user 1 at version 2
+    await recordSyncRun(stores, 2, 3, "test");
+    const total = Number((await pool.query<{ value: string }>("SELECT value FROM counters WHERE name = $1", [failedUsersCounter])).rows[0]!.value);
+    assert.ok(total >= 3);
+
+    // What the relay does when Redis comes back empty, then what the projection does with it.
+    const before = (await pool.query<{ id: string }>("SELECT coalesce(max(id), 0)::text AS id FROM outbox")).rows[0]!.id;
+    await inTransaction(stores, snapshotUsers);
+    const { rows } = await pool.query<{ id: string; event_type: string; payload: Record<string, unknown> }>(
+      "SELECT id::text, event_type, payload FROM outbox WHERE stream = 'events:users' AND id > $1 ORDER BY id",
+      [before],
+    );
+    const events: OutboxEvent[] = rows.map((row) => ({ id: row.id, type: row.event_type, payload: row.payload }));
+    await pool.query("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [events.map((event) => event.id)]); // nobody else may publish them
+    const users = Number((await pool.query<{ n: string }>("SELECT count(*) AS n FROM users")).rows[0]!.n);
+    assert.equal(events.filter((event) => event.type === "users.upserted").length, Math.ceil(users / 500));
+    for (let i = 0; i < events.length; i += 20) await projectUsers(redis.client, events.slice(i, i + 20));
+
+    assert.equal(Number(await redis.client.get(statsKeys.users)), users, "each user counted once");
+    assert.equal(Number(await redis.client.get(statsKeys.failedTasks)), total);
+    const renamed = JSON.parse((await redis.client.hget(`user:${prefix}1`, "json"))!) as { name: string; version: number };
+    assert.deepEqual([renamed.name, Number(renamed.version)], ["Renamed", 2]);
+    assert.ok(await redis.client.zscore("users:index", `${prefix}0`), "user 0 missing from the id index");
+
+    // A sync run's event arriving late (a smaller total) does not move the total back.
+    await projectUsers(redis.client, [{ id: "0", type: "users.sync_completed", payload: { failed: 1, failed_total: String(total - 1) } }]);
+    assert.equal(Number(await redis.client.get(statsKeys.failedTasks)), total);
+    await pool.query("DELETE FROM users WHERE third_party_id LIKE $1", [`${prefix}%`]);
+  });
+});
