@@ -53,7 +53,9 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
         assert.ok(answer.grpcStatus !== undefined, `${method}: no grpc-status`);
         assert.notEqual(answer.grpcStatus, Code.Unknown, `${method}: UNKNOWN for malformed input: ${answer.grpcMessage}`);
         // connect-node, like grpc-go, answers a request it cannot decode with INTERNAL ("parse
-        // binary: ..."), before any interceptor runs; anything else INTERNAL would be our bug.
+        // binary: ..."), before any interceptor runs, as gRPC's status code table prescribes
+        // ("Error parsing request proto: INTERNAL", grpc/doc/statuscodes.md); anything else
+        // INTERNAL would be our bug.
         if (answer.grpcStatus === Code.Internal) assert.match(answer.grpcMessage, /^parse binary/, `${method}: ${answer.grpcMessage}`);
         note("random bytes", answer.grpcStatus);
       }
