@@ -5,6 +5,7 @@ import type { EnvReader } from "../platform/config.js";
 import type { Logger } from "../platform/log.js";
 import type { OutboxEvent } from "../events/outbox.js";
 import { startProjector } from "../events/projector.js";
+import { observeOutbox } from "../events/outbox-metrics.js";
 import { pruneOutbox } from "../events/outbox-retention.js";
 import { startOutboxRelay, type OutboxRelay } from "../events/relay.js";
 import { scheduleAcrossInstances } from "../platform/cluster-schedule.js";
@@ -95,7 +96,7 @@ export interface EventPipeline {
  * startEventPipeline relays `stream`'s outbox rows to Redis and projects them into the read model
  * with `project`, consuming as `instanceId` in the group `group` shared by the service's instances.
  * A read model Redis lost is rebuilt from `snapshot`; published rows older than the retention are
- * pruned, once per interval across the instances.
+ * pruned, once per interval across the instances; the backlog is exported as metrics.
  */
 export function startEventPipeline(
   stores: DataStores,
@@ -122,6 +123,7 @@ export function startEventPipeline(
           },
         })
       : undefined;
+  const stopObserving = observeOutbox(stores.pool, [options.stream]);
   const projector = startProjector({
     redis: stores.projectionRedis,
     stream: options.stream,
@@ -135,6 +137,7 @@ export function startEventPipeline(
     kick: relay.kick,
     async stop() {
       pruning?.stop();
+      stopObserving();
       await relay.stop();
       await projector.stop();
     },

@@ -218,6 +218,14 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
     await privateRedis.stop(); // and it comes back empty: nothing kept on disk
     for (let n = 10; n < 30; n++) await create(n);
     await client.processOrders({ limit: 5 });
+    // The backlog is visible at /metrics while Redis is away (what alert OutboxBacklog watches).
+    const backlog = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${instance.port}/metrics`)).text();
+      const value = (name: string) => Number(new RegExp(`^${name}\\{stream="events:orders"\\} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
+      return { events: value("meshkit_outbox_unpublished_events"), age: value("meshkit_outbox_oldest_unpublished_age_seconds") };
+    };
+    const waiting = await backlog();
+    assert.ok(waiting.events >= 25 && waiting.age > 0, `backlog while Redis is down: ${JSON.stringify(waiting)}`);
     await privateRedis.start();
     await eventually(
       "all 30 orders in the rebuilt read model",
@@ -242,6 +250,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
     // Once projected, the republished events leave the stream: it keeps only the last one the
     // group was given, not the whole outbox.
     await eventually("the consumed stream to be trimmed", async () => ((await privateRedis.client.xlen("events:orders")) <= 1 ? true : undefined));
+    await eventually("the backlog to drain", async () => ((await backlog()).events === 0 ? true : undefined));
   });
 
   it("loses no acknowledged order when an instance is SIGKILLed under load", async () => {
