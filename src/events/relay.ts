@@ -6,8 +6,12 @@ import type { PostgresPool } from "../platform/postgres.js";
 import { inTransaction } from "../platform/postgres.js";
 import type { Redis } from "../platform/redis.js";
 
-/** The Redis key whose absence tells the relay that Redis lost its data (a restart without persistence). */
-export const readModelEpochKey = "readmodel:epoch";
+/**
+ * The Redis key whose absence tells a relay that Redis lost its data (a restart without
+ * persistence). One per set of streams: services sharing one Redis each rebuild their own read
+ * model (with one key for all, the first relay to notice took it and the others never rebuilt).
+ */
+export const readModelEpochKey = (streams: readonly string[]) => `readmodel:epoch:${[...streams].sort().join(",")}`;
 
 export interface OutboxRelayOptions {
   pool: PostgresPool;
@@ -47,9 +51,10 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let wake: (() => void) | undefined;
   let failures = 0;
 
+  const epochKey = readModelEpochKey(streams);
   const ensureEpoch = async () => {
-    if (await redis.exists(readModelEpochKey)) return;
-    if ((await redis.set(readModelEpochKey, randomUUID(), "NX")) !== "OK") return;
+    if (await redis.exists(epochKey)) return;
+    if ((await redis.set(epochKey, randomUUID(), "NX")) !== "OK") return;
     try {
       if (options.snapshot) {
         await inTransaction(pool, options.snapshot);
@@ -60,7 +65,7 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       if (rowCount) log.warn({ events: rowCount }, "Redis came back without the read model: publishing every event again");
     } catch (error) {
       // Not rebuilt: let the next round (this instance's or another's) try again.
-      await redis.del(readModelEpochKey).catch(() => undefined);
+      await redis.del(epochKey).catch(() => undefined);
       throw error;
     }
   };

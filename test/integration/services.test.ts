@@ -274,6 +274,27 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
     assert.ok(acknowledged.length > 50, `only ${acknowledged.length} orders`);
   });
 
+  it("rebuilds the read model of every service sharing Redis when it comes back empty", async () => {
+    const env = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
+    const [ordersInstance, usersInstance] = await Promise.all([
+      startServiceProcess("src/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
+      startServiceProcess("src/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),
+    ]);
+    processes.push(ordersInstance, usersInstance);
+    const order = (await createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${ordersInstance.port}` })).createOrder({ idempotencyKey: `shared-${run}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!;
+    const users = createClient(UserSyncService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${usersInstance.port}` }));
+    const userId = `shared-${run}`;
+    await users.importUsers((async function* () {
+      yield { user: { thirdPartyId: userId, email: "shared@example.com" } };
+    })());
+    const bothProjected = async () =>
+      (await privateRedis.client.hexists(`order:${order.id}`, "json")) && (await privateRedis.client.hexists(`user:${userId}`, "json")) ? true : undefined;
+    await eventually("the order and the user in the read model", bothProjected);
+    await privateRedis.stop(); // it comes back empty
+    await privateRedis.start();
+    await eventually("both read models rebuilt, not only the first relay's", bothProjected, { timeoutMs: 60_000, intervalMs: 250 });
+  });
+
   it("drains on SIGTERM: every call in flight succeeds and the instance leaves Consul", async () => {
     const slow = await startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: `echo-drain-${run}`, ECHO_DELAY_MS: "700" });
     processes.push(slow);
