@@ -46,9 +46,14 @@ describe("reference services: orders, user-sync and status as real processes", f
   after(async () => {
     await Promise.all(processes.map(killProcess));
     await source?.close();
-    redis.disconnect();
-    // The 100,000 synced users: left behind, every run would make later snapshots larger.
+    // The 100,000 synced users, from PostgreSQL and the shared Redis: left behind, every run
+    // would make later snapshots larger and this machine's Redis fuller.
     await db.query("DELETE FROM users WHERE third_party_id LIKE $1", [`${prefix}%`]);
+    for (let start = 0; start < userCount; start += 1000) {
+      const ids = Array.from({ length: Math.min(1000, userCount - start) }, (_, i) => `${prefix}${String(start + i).padStart(7, "0")}`);
+      await redis.pipeline().unlink(...ids.map((id) => `user:${id}`)).zrem("users:index", ...ids).exec();
+    }
+    redis.disconnect();
   });
 
   const target = (service: ServiceProcess) => `127.0.0.1:${service.port}`;
