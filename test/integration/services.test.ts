@@ -252,8 +252,8 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
       const seen = Object.fromEntries(ids.map((id, i) => [id, JSON.parse(jsons[i]!).status as string]));
       return JSON.stringify(seen) === JSON.stringify(Object.fromEntries(ids.map((id) => [id, expected[id]]))) ? true : undefined;
     });
-    // Once projected, the republished events leave the stream: it keeps only the last one the
-    // group was given, not the whole outbox.
+    // Once projected, the snapshot's events leave the stream: it keeps only the last one the
+    // group was given, not every event published.
     await eventually("the consumed stream to be trimmed", async () => ((await privateRedis.client.xlen("events:orders")) <= 1 ? true : undefined));
     await eventually("the backlog to drain", async () => ((await backlog()).events === 0 ? true : undefined));
   });
