@@ -2,13 +2,17 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import type { OutboxEvent } from "../../src/events/outbox.js";
+import { appendEvents } from "../../src/events/outbox.js";
 import { pruneOutbox } from "../../src/events/outbox-retention.js";
+import { readModelEpochKey, startOutboxRelay } from "../../src/events/relay.js";
+import { createLogger } from "../../src/platform/log.js";
 import { statsKeys } from "../../src/events/read-model.js";
 import { migrate } from "../../src/platform/migrations.js";
 import { inTransaction, type PostgresPool } from "../../src/platform/postgres.js";
 import { projectUsers } from "../../src/services/users/projection.js";
 import { snapshotUsers } from "../../src/services/users/snapshot.js";
 import { failedUsersCounter, recordSyncRun, upsertUsers } from "../../src/services/users/upsert.js";
+import { eventually } from "../support/infra.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
 
 /**
@@ -43,6 +47,30 @@ describe("outbox retention and rebuilding the read model from a snapshot", funct
     const { rows } = await pool.query<{ published: boolean; n: number }>("SELECT published_at IS NOT NULL AS published, count(*)::int AS n FROM outbox WHERE stream = $1 GROUP BY 1 ORDER BY 1", [stream]);
     assert.deepEqual(rows.map((row) => [row.published, row.n]), [[false, 4], [true, 3]]);
     await pool.query("DELETE FROM outbox WHERE stream = $1", [stream]);
+  });
+
+  it("tries the rebuild again when the snapshot fails, instead of leaving the read model empty", async () => {
+    const stream = `test:relay:${randomUUID()}`;
+    let attempts = 0;
+    const relay = startOutboxRelay({
+      pool: stores,
+      redis: redis.client,
+      streams: [stream],
+      log: createLogger("relay-test").child({}, { level: "silent" }),
+      snapshot: async (client) => {
+        if (++attempts === 1) throw new Error("PostgreSQL went away mid-snapshot");
+        await appendEvents(client, stream, [{ type: "snapshot", payload: { attempt: attempts } }]);
+      },
+    });
+    try {
+      await eventually("the second snapshot to be published", async () => ((await redis.client.xlen(stream)) === 1 ? true : undefined), { timeoutMs: 10_000, intervalMs: 100 });
+      assert.equal(attempts, 2);
+      assert.ok(await redis.client.exists(readModelEpochKey([stream])), "the epoch is set once the rebuild succeeded");
+    } finally {
+      await relay.stop();
+      await pool.query("DELETE FROM outbox WHERE stream = $1", [stream]);
+      await redis.client.del(stream, readModelEpochKey([stream]));
+    }
   });
 
   it("rebuilds every user and the failure total from a snapshot into an empty Redis", async () => {
