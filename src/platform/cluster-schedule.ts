@@ -1,6 +1,5 @@
-import type pgTypes from "pg";
 import type { Logger } from "./log.js";
-import type { PostgresPool } from "./postgres.js";
+import { withClient, type PostgresPool } from "./postgres.js";
 
 /** ClusterScheduleOptions describe one task that every instance schedules and one runs. */
 export interface ClusterScheduleOptions {
@@ -32,12 +31,8 @@ const scheduleLockClass = 74657370;
  */
 export function scheduleAcrossInstances(pool: PostgresPool, options: ClusterScheduleOptions): { stop: () => void } {
   let ticking: Promise<void> | undefined;
-  const tick = async () => {
-    const client = (await pool.connect()) as unknown as pgTypes.PoolClient;
-    let connectionError: Error | undefined;
-    const onError = (error: Error) => (connectionError = error);
-    client.on("error", onError);
-    try {
+  const tick = () =>
+    withClient(pool, async (client, discard) => {
       const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked", [scheduleLockClass, options.name]);
       if (!rows[0]?.locked) return options.onSkipped?.("running elsewhere");
       try {
@@ -53,13 +48,9 @@ export function scheduleAcrossInstances(pool: PostgresPool, options: ClusterSche
       } finally {
         // A connection that cannot unlock must not go back to the pool still holding the lock:
         // destroying it is what releases the lock then.
-        await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [scheduleLockClass, options.name]).catch((error: Error) => (connectionError ??= error));
+        await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [scheduleLockClass, options.name]).catch(discard);
       }
-    } finally {
-      client.off("error", onError);
-      client.release(connectionError);
-    }
-  };
+    });
   const timer = setInterval(() => {
     // A tick still running (a long task) holds the lock; the next one waits its turn.
     if (ticking) return;

@@ -1,4 +1,4 @@
-import type { PostgresPool } from "./postgres.js";
+import { withClient, type PostgresPool } from "./postgres.js";
 
 /**
  * The schema, as ordered, append-only steps. Applied at start-up by every service (and by
@@ -77,34 +77,30 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {
-  const client = await pool.connect();
-  // A connection error while checked out must not crash the process (see inTransaction).
-  const onError = () => undefined;
-  client.on("error", onError);
-  try {
+  return withClient(pool, async (client) => {
     // One lock for the whole schema: concurrent starters wait instead of racing.
     await client.query("SELECT pg_advisory_lock(74657369)");
-    await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
-    const { rows } = await client.query<{ id: number }>("SELECT id FROM schema_migrations");
-    const applied = new Set(rows.map((row) => row.id));
-    const newlyApplied: number[] = [];
-    for (const migration of migrations) {
-      if (applied.has(migration.id)) continue;
-      await client.query("BEGIN");
-      try {
-        await client.query(migration.sql);
-        await client.query("INSERT INTO schema_migrations (id, name) VALUES ($1, $2)", [migration.id, migration.name]);
-        await client.query("COMMIT");
-        newlyApplied.push(migration.id);
-      } catch (error) {
-        await client.query("ROLLBACK");
-        throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });
+    try {
+      await client.query("CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+      const { rows } = await client.query<{ id: number }>("SELECT id FROM schema_migrations");
+      const applied = new Set(rows.map((row) => row.id));
+      const newlyApplied: number[] = [];
+      for (const migration of migrations) {
+        if (applied.has(migration.id)) continue;
+        await client.query("BEGIN");
+        try {
+          await client.query(migration.sql);
+          await client.query("INSERT INTO schema_migrations (id, name) VALUES ($1, $2)", [migration.id, migration.name]);
+          await client.query("COMMIT");
+          newlyApplied.push(migration.id);
+        } catch (error) {
+          await client.query("ROLLBACK");
+          throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, { cause: error });
+        }
       }
+      return newlyApplied;
+    } finally {
+      await client.query("SELECT pg_advisory_unlock(74657369)").catch(() => undefined);
     }
-    return newlyApplied;
-  } finally {
-    await client.query("SELECT pg_advisory_unlock(74657369)").catch(() => undefined);
-    client.off("error", onError);
-    client.release();
-  }
+  });
 }

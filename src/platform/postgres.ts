@@ -57,32 +57,42 @@ export function createPostgresPool(config: PostgresConfig, onError: (error: Erro
 }
 
 /**
- * Runs `work` in a transaction on one client: COMMIT when it resolves, ROLLBACK when it throws.
+ * Runs `work` on one client checked out of `pool`, and gives it back.
  *
  * While checked out, a client's connection errors are emitted as "error" events that pg-pool does
  * not listen to; unheard, one would crash the process when PostgreSQL goes away mid-transaction
  * (our chaos test found exactly that). The query in flight rejects as well, which is what the
- * caller sees; the broken client is then destroyed instead of going back to the pool.
+ * caller sees; the broken client is then destroyed instead of going back to the pool, as is one
+ * that failed with a dependency error or that `work` gave up on with `discard` (for example one
+ * still holding a session lock it could not release).
  */
-export async function inTransaction<T>(pool: PostgresPool, work: (client: pgTypes.PoolClient) => Promise<T>): Promise<T> {
+export async function withClient<T>(pool: PostgresPool, work: (client: pgTypes.PoolClient, discard: (reason: Error) => void) => Promise<T>): Promise<T> {
   const client = (await pool.connect()) as unknown as pgTypes.PoolClient;
-  let connectionError: Error | undefined;
-  const onError = (error: Error) => (connectionError = error);
-  client.on("error", onError);
-  let failure: unknown;
+  let broken: Error | undefined;
+  const discard = (reason: Error) => (broken ??= reason);
+  client.on("error", discard);
   try {
-    await client.query("BEGIN");
-    const result = await work(client);
-    await client.query("COMMIT");
-    return result;
+    return await work(client, discard);
   } catch (error) {
-    failure = error;
-    await client.query("ROLLBACK").catch(() => undefined);
+    if (isDependencyUnavailable(error)) discard(error as Error);
     throw error;
   } finally {
-    client.off("error", onError);
-    // Destroy (release with an error) a client whose connection broke; reuse a healthy one.
-    const broken = connectionError ?? (isDependencyUnavailable(failure) ? (failure as Error) : undefined);
+    client.off("error", discard);
     client.release(broken);
   }
+}
+
+/** Runs `work` in a transaction on one client (see withClient): COMMIT when it resolves, ROLLBACK when it throws. */
+export async function inTransaction<T>(pool: PostgresPool, work: (client: pgTypes.PoolClient) => Promise<T>): Promise<T> {
+  return withClient(pool, async (client) => {
+    await client.query("BEGIN");
+    try {
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    }
+  });
 }

@@ -130,7 +130,7 @@ export function startEventPipeline(
     group: options.group,
     consumer: options.instanceId,
     log: options.log,
-    trimIntervalMs: stores.config.streamTrimIntervalMs,
+    trimIntervalMs: config.streamTrimIntervalMs,
     apply: (events) => options.project(stores.redis, events),
   });
   return {

@@ -2,13 +2,13 @@ import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
-import pg from "pg";
 import { CreateOrderRequestSchema } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { grpcurl } from "../support/infra.js";
 import { grpcFrame, rawCall } from "../support/raw-grpc.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { testDatabase } from "../support/database.js";
 
-const db = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 1 });
+const db = testDatabase(1);
 
 describe("bad input: every reply a proper gRPC status, no crash, nothing written", function () {
   this.timeout(120_000);

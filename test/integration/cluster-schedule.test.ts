@@ -1,24 +1,23 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { startUserSource, type UserSourceServer } from "../../src/dev/user-source.js";
 import { scheduleAcrossInstances } from "../../src/platform/cluster-schedule.js";
 import { createLogger } from "../../src/platform/log.js";
 import { migrate } from "../../src/platform/migrations.js";
 import type { PostgresPool } from "../../src/platform/postgres.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { testDatabase } from "../support/database.js";
 
-const database = { host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test" };
 
 describe("scheduled tasks run once per interval across instances (real PostgreSQL)", function () {
   this.timeout(60_000);
   const log = createLogger("cluster-schedule-test", {});
-  const pools: pg.Pool[] = [];
+  const pools: PostgresPool[] = [];
   const instancePool = () => {
-    const pool = new pg.Pool({ ...database, max: 3 });
+    const pool = testDatabase(3);
     pools.push(pool);
-    return pool as unknown as PostgresPool;
+    return pool;
   };
   before(async () => {
     await migrate(instancePool());

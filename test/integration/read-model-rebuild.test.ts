@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import pg from "pg";
 import type { OutboxEvent } from "../../src/events/outbox.js";
 import { appendEvents } from "../../src/events/outbox.js";
 import { pruneOutbox } from "../../src/events/outbox-retention.js";
@@ -8,12 +7,13 @@ import { readModelEpochKey, startOutboxRelay } from "../../src/events/relay.js";
 import { createLogger } from "../../src/platform/log.js";
 import { statsKeys } from "../../src/events/read-model.js";
 import { migrate } from "../../src/platform/migrations.js";
-import { inTransaction, type PostgresPool } from "../../src/platform/postgres.js";
+import { inTransaction } from "../../src/platform/postgres.js";
 import { projectUsers } from "../../src/services/users/projection.js";
 import { snapshotUsers } from "../../src/services/users/snapshot.js";
 import { failedUsersCounter, recordSyncRun, upsertUsers } from "../../src/services/users/upsert.js";
 import { eventually } from "../support/infra.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { testDatabase } from "../support/database.js";
 
 /**
  * The outbox is pruned, so a read model Redis lost is rebuilt from the tables: real PostgreSQL,
@@ -21,12 +21,11 @@ import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.j
  */
 describe("outbox retention and rebuilding the read model from a snapshot", function () {
   this.timeout(60_000);
-  const pool = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 3 });
-  const stores = pool as unknown as PostgresPool;
+  const pool = testDatabase(3);
   let redis: PrivateRedis;
 
   before(async () => {
-    await migrate(stores);
+    await migrate(pool);
     redis = await startPrivateRedis();
   });
   after(async () => {
@@ -43,7 +42,7 @@ describe("outbox retention and rebuilding the read model from a snapshot", funct
     await insert("now() - interval '10 seconds'", 3);
     await insert(null, 4); // old but never published: kept whatever its age
     await pool.query("UPDATE outbox SET created_at = now() - interval '3 hours' WHERE stream = $1 AND published_at IS NULL", [stream]);
-    assert.equal(await pruneOutbox(stores, [stream], 3_600_000, 10), 25);
+    assert.equal(await pruneOutbox(pool, [stream], 3_600_000, 10), 25);
     const { rows } = await pool.query<{ published: boolean; n: number }>("SELECT published_at IS NOT NULL AS published, count(*)::int AS n FROM outbox WHERE stream = $1 GROUP BY 1 ORDER BY 1", [stream]);
     assert.deepEqual(rows.map((row) => [row.published, row.n]), [[false, 4], [true, 3]]);
     await pool.query("DELETE FROM outbox WHERE stream = $1", [stream]);
@@ -53,7 +52,7 @@ describe("outbox retention and rebuilding the read model from a snapshot", funct
     const stream = `test:relay:${randomUUID()}`;
     let attempts = 0;
     const relay = startOutboxRelay({
-      pool: stores,
+      pool,
       redis: redis.client,
       streams: [stream],
       log: createLogger("relay-test").child({}, { level: "silent" }),
@@ -76,15 +75,15 @@ describe("outbox retention and rebuilding the read model from a snapshot", funct
   it("rebuilds every user and the failure total from a snapshot into an empty Redis", async () => {
     const prefix = `rebuild-${randomUUID().slice(0, 8)}-`;
     const input = (n: number) => ({ thirdPartyId: `${prefix}${n}`, name: `User ${n}`, email: `u${n}@example.com`, phone: "+15550000", status: "active" });
-    await upsertUsers(stores, [input(0), input(1)]);
-    await upsertUsers(stores, [input(0), { ...input(1), name: "Renamed" }]); // user 1 at version 2
-    await recordSyncRun(stores, 2, 3, "test");
+    await upsertUsers(pool, [input(0), input(1)]);
+    await upsertUsers(pool, [input(0), { ...input(1), name: "Renamed" }]); // user 1 at version 2
+    await recordSyncRun(pool, 2, 3, "test");
     const total = Number((await pool.query<{ value: string }>("SELECT value FROM counters WHERE name = $1", [failedUsersCounter])).rows[0]!.value);
     assert.ok(total >= 3);
 
     // What the relay does when Redis comes back empty, then what the projection does with it.
     const before = (await pool.query<{ id: string }>("SELECT coalesce(max(id), 0)::text AS id FROM outbox")).rows[0]!.id;
-    await inTransaction(stores, snapshotUsers);
+    await inTransaction(pool, snapshotUsers);
     const { rows } = await pool.query<{ id: string; event_type: string; payload: Record<string, unknown> }>(
       "SELECT id::text, event_type, payload FROM outbox WHERE stream = 'events:users' AND id > $1 ORDER BY id",
       [before],

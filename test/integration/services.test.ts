@@ -6,7 +6,6 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import pg from "pg";
 import { Registry } from "prom-client";
 import { OrderService, OrderStatus } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { StatusService } from "../../gen/meshkit/status/v1/status_pb.js";
@@ -18,8 +17,9 @@ import { runLoad } from "../support/load.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 import { Redis } from "ioredis";
+import { testDatabase } from "../support/database.js";
 
-const db = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 2 });
+const db = testDatabase();
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const userCount = Number(process.env.SYNC_TEST_USERS ?? 100_000);
 

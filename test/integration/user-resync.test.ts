@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import pg from "pg";
 import type { OutboxEvent } from "../../src/events/outbox.js";
 import { migrate } from "../../src/platform/migrations.js";
-import type { PostgresPool } from "../../src/platform/postgres.js";
 import { projectUsers } from "../../src/services/users/projection.js";
 import { getUser } from "../../src/services/users/queries.js";
 import { upsertUsers } from "../../src/services/users/upsert.js";
 import { userFromReadModel, type UserInput } from "../../src/services/users/user-record.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { testDatabase } from "../support/database.js";
 
 /**
  * A re-sync of users the source did not change: PostgreSQL keeps their versions, the outbox gets
@@ -17,7 +16,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
  * and Redis; the projection is fed the outbox rows in order, as the relay would.
  */
 describe("user re-sync: unchanged users travel as ids, not as new versions", () => {
-  const pool = new pg.Pool({ host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: process.env.PGUSER ?? "postgres", database: process.env.PGDATABASE ?? "test", max: 2 });
+  const pool = testDatabase();
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
   const prefix = `resync-${randomUUID().slice(0, 8)}-`;
   const input = (n: number, name = `User ${n}`): UserInput => ({ thirdPartyId: `${prefix}${n}`, name, email: `u${n}@example.com`, phone: "+15550000", status: "active" });
@@ -36,7 +35,7 @@ describe("user re-sync: unchanged users travel as ids, not as new versions", () 
     (await pool.query<{ third_party_id: string; version: string; last_synced_at: Date; updated_at: Date }>("SELECT third_party_id, version, last_synced_at, updated_at FROM users WHERE third_party_id LIKE $1 ORDER BY third_party_id", [`${prefix}%`])).rows;
 
   before(async () => {
-    await migrate(pool as unknown as PostgresPool);
+    await migrate(pool);
     lastEventId = (await pool.query<{ id: string }>("SELECT coalesce(max(id), 0)::text AS id FROM outbox")).rows[0]!.id;
   });
   after(async () => {
@@ -47,14 +46,14 @@ describe("user re-sync: unchanged users travel as ids, not as new versions", () 
   });
 
   it("writes whole users once, then ids with the sync time, and only the changed user again", async () => {
-    assert.equal(await upsertUsers(pool as unknown as PostgresPool, [input(0), input(1), input(2)]), 3);
+    assert.equal(await upsertUsers(pool, [input(0), input(1), input(2)]), 3);
     const [created] = await newEvents();
     assert.deepEqual((created!.payload.users as { third_party_id: string }[]).map((u) => u.third_party_id), [0, 1, 2].map((n) => `${prefix}${n}`));
     assert.deepEqual(created!.payload.seen, []);
     const first = await stored();
 
     // The same users again: counted as synced, versions kept, only last_synced_at moves.
-    assert.equal(await upsertUsers(pool as unknown as PostgresPool, [input(0), input(1), input(2)]), 3);
+    assert.equal(await upsertUsers(pool, [input(0), input(1), input(2)]), 3);
     const [unchanged] = await newEvents();
     assert.deepEqual(unchanged!.payload.users, []);
     assert.deepEqual(unchanged!.payload.seen, [0, 1, 2].map((n) => `${prefix}${n}`));
@@ -67,7 +66,7 @@ describe("user re-sync: unchanged users travel as ids, not as new versions", () 
     assert.equal(unchanged!.payload.synced_at, second[0]!.last_synced_at.toISOString());
 
     // One user changed: it travels whole, with its new version; the other two as ids.
-    await upsertUsers(pool as unknown as PostgresPool, [input(0), input(1, "Renamed"), input(2)]);
+    await upsertUsers(pool, [input(0), input(1, "Renamed"), input(2)]);
     const [oneChanged] = await newEvents();
     assert.deepEqual((oneChanged!.payload.users as { third_party_id: string; version: number }[]).map((u) => [u.third_party_id, Number(u.version)]), [[`${prefix}1`, 2]]);
     assert.deepEqual(oneChanged!.payload.seen, [`${prefix}0`, `${prefix}2`]);
@@ -84,7 +83,7 @@ describe("user re-sync: unchanged users travel as ids, not as new versions", () 
       if (n !== 1) assert.ok(inJson < row.last_synced_at.getTime(), `user ${n}'s JSON was rewritten`);
       assert.equal(new Date(userFromReadModel(json, syncedAt ?? null).last_synced_at!).getTime(), row.last_synced_at.getTime(), `last_synced_at of user ${n}`);
       // And GetUser, which finds the user in the read model, answers the same.
-      const user = await getUser(redis, pool as unknown as PostgresPool, row.third_party_id);
+      const user = await getUser(redis, pool, row.third_party_id);
       assert.equal(timestampDate(user.lastSyncedAt!).getTime(), row.last_synced_at.getTime());
       assert.equal(user.name, n === 1 ? "Renamed" : `User ${n}`);
     }
