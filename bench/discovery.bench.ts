@@ -169,7 +169,7 @@ async function processChanges(): Promise<{ killed: number[]; started: number[] }
   const transport = watchMesh(service, observer);
   const killed: number[] = [];
   const started: number[] = [];
-  let instance: ServiceProcess | undefined = await startServiceProcess("src/services/echo/main.ts", env);
+  let instance: ServiceProcess | undefined = await startServiceProcess("src/reference/services/echo/main.ts", env);
   try {
     await observer.when((ids) => ids.has(instance!.instanceId));
     for (let round = 0; round < processRounds; round++) {
@@ -181,7 +181,7 @@ async function processChanges(): Promise<{ killed: number[]; started: number[] }
       killed.push((await observer.when((ids) => !ids.has(victim.instanceId))) - killedAt);
       await consul.agent.service.deregister(victim.instanceId);
       const spawnedAt = performance.now();
-      instance = await startServiceProcess("src/services/echo/main.ts", env);
+      instance = await startServiceProcess("src/reference/services/echo/main.ts", env);
       const id = instance.instanceId;
       started.push((await observer.when((ids) => ids.has(id))) - spawnedAt);
     }

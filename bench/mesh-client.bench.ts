@@ -73,7 +73,7 @@ async function main() {
     // Server-side tracing off: the servers share this machine's cores with the client, and
     // exporting a span per call would measure the exporter rather than the clients.
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", OTEL_TRACES_SAMPLER: "always_off" };
-    instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
+    instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/reference/services/echo/main.ts", env)))));
     const ports = instances.map((instance) => instance.port);
     await eventually("the instances to pass in Consul", async () => {
       const passing = (await consul.health.service({ service, passing: true })) as unknown[];
@@ -154,7 +154,7 @@ async function main() {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       instances[0]!.signal("SIGKILL");
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      instances.push(await startServiceProcess("src/services/echo/main.ts", env));
+      instances.push(await startServiceProcess("src/reference/services/echo/main.ts", env));
     })();
     const failover = await runLoad(clients["mesh round_robin"]!, { durationMs: failoverSeconds * 1000, concurrency, maxCalls: 5_000_000 });
     await killAndReplace;

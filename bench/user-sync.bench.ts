@@ -15,13 +15,13 @@
 import { randomUUID } from "node:crypto";
 import os from "node:os";
 import { readEnv } from "../src/platform/config.js";
-import { migrate } from "../src/platform/migrations.js";
-import { createPostgresPool, postgresConfigFromEnv } from "../src/platform/postgres.js";
+import { migrate } from "../src/reference/stores/migrations.js";
+import { createPostgresPool, postgresConfigFromEnv } from "../src/reference/stores/postgres.js";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { from as copyFrom } from "pg-copy-streams";
-import { upsertUsers, upsertUsersRowByRow } from "../src/services/users/upsert.js";
-import type { UserInput } from "../src/services/users/user-record.js";
+import { upsertUsers, upsertUsersRowByRow } from "../src/reference/services/users/upsert.js";
+import type { UserInput } from "../src/reference/services/users/user-record.js";
 
 const users = Number(process.env.BENCH_USERS ?? 20_000);
 const batch = Number(process.env.BENCH_BATCH ?? 500);

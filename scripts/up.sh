@@ -24,11 +24,11 @@ registered() { grep -q '"serving and registered in Consul"' "$RUN_DIR/$1.log"; }
 port_of() { grep -o '"address":"[^"]*"' "$RUN_DIR/$1.log" | tail -1 | sed 's/.*:\([0-9]*\)"$/\1/'; }
 
 make --no-print-directory migrate >/dev/null
-run user-source src/dev/user-source.ts USER_SOURCE_COUNT="${USER_SOURCE_COUNT:-1000}"
+run user-source src/reference/dev/user-source.ts USER_SOURCE_COUNT="${USER_SOURCE_COUNT:-1000}"
 for n in 1 2; do
-  run "user-sync-$n" src/services/users/main.ts INSTANCE_ID="user-sync-$n" USER_SOURCE_URL="http://127.0.0.1:$USER_SOURCE_PORT/users" SYNC_INTERVAL_MS=60000
-  run "orders-$n" src/services/orders/main.ts INSTANCE_ID="orders-$n"
-  run "status-$n" src/services/status/main.ts INSTANCE_ID="status-$n"
+  run "user-sync-$n" src/reference/services/users/main.ts INSTANCE_ID="user-sync-$n" USER_SOURCE_URL="http://127.0.0.1:$USER_SOURCE_PORT/users" SYNC_INTERVAL_MS=60000
+  run "orders-$n" src/reference/services/orders/main.ts INSTANCE_ID="orders-$n"
+  run "status-$n" src/reference/services/status/main.ts INSTANCE_ID="status-$n"
 done
 for name in user-sync-1 user-sync-2 orders-1 orders-2 status-1 status-2; do
   wait_for 60 "$name to register" registered "$name"
@@ -41,7 +41,7 @@ for service in user-sync orders status; do
 done
 # A first sync now rather than in a minute, so the status shows users at once.
 grpcurl -plaintext -max-time 60 "127.0.0.1:$(port_of user-sync-1)" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
-run traffic src/dev/traffic.ts
+run traffic src/reference/dev/traffic.ts
 
 orders=$(port_of orders-1) users=$(port_of user-sync-1) status=$(port_of status-1)
 cat <<MSG

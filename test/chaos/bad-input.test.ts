@@ -22,9 +22,9 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
   before(async () => {
     const env = { CONSUL_CHECK_INTERVAL: "1s" };
     [orders, users, status] = await Promise.all([
-      startServiceProcess("src/services/orders/main.ts", { ...env, SERVICE_NAME: `orders-fuzz-${run}` }),
-      startServiceProcess("src/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-fuzz-${run}`, SYNC_INTERVAL_MS: "0" }),
-      startServiceProcess("src/services/status/main.ts", { ...env, SERVICE_NAME: `status-fuzz-${run}`, STATUS_SERVICES: "none" }),
+      startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `orders-fuzz-${run}` }),
+      startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-fuzz-${run}`, SYNC_INTERVAL_MS: "0" }),
+      startServiceProcess("src/reference/services/status/main.ts", { ...env, SERVICE_NAME: `status-fuzz-${run}`, STATUS_SERVICES: "none" }),
     ]);
   });
   after(async () => {

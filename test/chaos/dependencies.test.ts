@@ -17,7 +17,7 @@ describe("chaos: PostgreSQL restarted under load", function () {
 
   before(async () => {
     database = await startPrivatePostgres();
-    orders = await startServiceProcess("src/services/orders/main.ts", {
+    orders = await startServiceProcess("src/reference/services/orders/main.ts", {
       SERVICE_NAME: `orders-pg-chaos-${run}`,
       CONSUL_CHECK_INTERVAL: "1s",
       PGPORT: String(database.port),

@@ -25,7 +25,7 @@ describe("chaos: hung and slow instances under steady load", function () {
     return { transport, client: createClient(EchoService, transport) };
   };
   const startEchoes = async (service: string, envs: Record<string, string>[]) => {
-    const started = await Promise.all(envs.map((env) => startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", ...env })));
+    const started = await Promise.all(envs.map((env) => startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", ...env })));
     processes.push(...started);
     return started;
   };

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startUserSource, type UserSourceServer } from "../../src/dev/user-source.js";
-import { scheduleAcrossInstances } from "../../src/platform/cluster-schedule.js";
+import { startUserSource, type UserSourceServer } from "../../src/reference/dev/user-source.js";
+import { scheduleAcrossInstances } from "../../src/reference/stores/cluster-schedule.js";
 import { createLogger } from "../../src/platform/log.js";
-import { migrate } from "../../src/platform/migrations.js";
-import type { PostgresPool } from "../../src/platform/postgres.js";
+import { migrate } from "../../src/reference/stores/migrations.js";
+import type { PostgresPool } from "../../src/reference/stores/postgres.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 import { testDatabase } from "../support/database.js";
 
@@ -99,7 +99,7 @@ describe("scheduled tasks run once per interval across instances (real PostgreSQ
     it("two user-sync instances with SYNC_INTERVAL_MS=1000 sync once a second between them, not twice", async () => {
       source = await startUserSource(50, { prefix: `sched-${randomUUID().slice(0, 8)}-` });
       const env = { SERVICE_NAME: `user-sync-sched-${randomUUID().slice(0, 8)}`, CONSUL_CHECK_INTERVAL: "1s", USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "1000" };
-      processes.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/services/users/main.ts", env)))));
+      processes.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/users/main.ts", env)))));
       const syncsSoFar = () => processes.map((instance) => instance.output.filter((line) => line.includes('"msg":"user sync finished"')).length);
       const before = syncsSoFar();
       await sleep(5000);

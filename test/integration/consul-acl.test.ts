@@ -36,7 +36,7 @@ acl {
   });
 
   it("registers with CONSUL_HTTP_TOKEN, and Consul's check passes", async () => {
-    const echo = await startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: token, CONSUL_CHECK_INTERVAL: "1s" });
+    const echo = await startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: token, CONSUL_CHECK_INTERVAL: "1s" });
     processes.push(echo);
     await eventually("the instance to pass", async () => {
       const passing = (await agent.client.health.service({ service, passing: true })) as unknown[];
@@ -45,7 +45,7 @@ acl {
   });
 
   it("refuses to start without a token, saying why", async () => {
-    const refused = startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: "" }, { readyTimeoutMs: 20_000 });
+    const refused = startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: service, CONSUL_HTTP_ADDR: agent.address, CONSUL_HTTP_TOKEN: "" }, { readyTimeoutMs: 20_000 });
     await assert.rejects(refused, (error: Error) => /exited \(1\)/.test(error.message) && /set CONSUL_HTTP_TOKEN to a token allowed to register/.test(error.message));
   });
 

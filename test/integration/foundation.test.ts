@@ -13,7 +13,7 @@ describe("foundation: a service process, real Consul, real Jaeger, grpcurl", fun
   let echo: ServiceProcess | undefined;
 
   before(async () => {
-    echo = await startServiceProcess("src/services/echo/main.ts", {
+    echo = await startServiceProcess("src/reference/services/echo/main.ts", {
       SERVICE_NAME: serviceName,
       CONSUL_CHECK_INTERVAL: "1s",
     });

@@ -53,7 +53,7 @@ describe("mesh client: real Consul, three echo processes", function () {
   before(async () => {
     startTestTelemetry();
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", ECHO_FAULT_SIGNALS: "1" };
-    instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
+    instances.push(...(await Promise.all([1, 2, 3].map(() => startServiceProcess("src/reference/services/echo/main.ts", env)))));
     await eventually("all three instances to pass", async () => {
       const statuses = await Promise.all(instances.map((i) => grpcCheckStatus(service, i.instanceId)));
       return statuses.every((status) => status === "passing") ? true : undefined;
@@ -223,7 +223,7 @@ describe("mesh client: Consul going away", function () {
   before(async () => {
     privateConsul = await startPrivateConsul();
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", CONSUL_HTTP_ADDR: privateConsul.address, CONSUL_REREGISTER_INTERVAL_MS: "500" };
-    instances.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/services/echo/main.ts", env)))));
+    instances.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/echo/main.ts", env)))));
   });
   after(async () => {
     transport?.close();

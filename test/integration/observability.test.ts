@@ -56,9 +56,9 @@ describe("observability: Prometheus finds every instance through Consul and ever
     const common = { CONSUL_CHECK_INTERVAL: "1s" };
     services.push(
       ...(await Promise.all([
-        startServiceProcess("src/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
-        startServiceProcess("src/services/users/main.ts", { ...common, SERVICE_NAME: names.users, SYNC_INTERVAL_MS: "0" }),
-        startServiceProcess("src/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
+        startServiceProcess("src/reference/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
+        startServiceProcess("src/reference/services/users/main.ts", { ...common, SERVICE_NAME: names.users, SYNC_INTERVAL_MS: "0" }),
+        startServiceProcess("src/reference/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
       ])),
     );
     // Traffic through the mesh client, a few calls a second, until the test ends.

@@ -16,7 +16,7 @@ describe("security: bearer tokens and JWTs guard command RPCs", function () {
   let orders: ServiceProcess;
 
   before(async () => {
-    orders = await startServiceProcess("src/services/orders/main.ts", {
+    orders = await startServiceProcess("src/reference/services/orders/main.ts", {
       SERVICE_NAME: `orders-auth-${run}`,
       AUTH_TOKENS: `ops:${opsToken}:meshkit.orders.v1.OrderService:write,reader:${readerToken}:`,
       AUTH_JWT_SECRET: jwtSecret,

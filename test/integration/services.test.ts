@@ -11,7 +11,7 @@ import { OrderService, OrderStatus } from "../../gen/meshkit/orders/v1/orders_pb
 import { StatusService } from "../../gen/meshkit/status/v1/status_pb.js";
 import { UserSyncService } from "../../gen/meshkit/users/v1/users_pb.js";
 import { createMeshTransport } from "../../src/client/index.js";
-import { startUserSource, type UserSourceServer } from "../../src/dev/user-source.js";
+import { startUserSource, type UserSourceServer } from "../../src/reference/dev/user-source.js";
 import { consul, eventually, grpcurl, jaegerQueryUrl } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
@@ -37,9 +37,9 @@ describe("reference services: orders, user-sync and status as real processes", f
     source = await startUserSource(userCount, { prefix });
     const common = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: redisUrl };
     [orders, users, status] = await Promise.all([
-      startServiceProcess("src/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
-      startServiceProcess("src/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
-      startServiceProcess("src/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
+      startServiceProcess("src/reference/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
+      startServiceProcess("src/reference/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
+      startServiceProcess("src/reference/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
     ]);
     processes.push(orders, users, status);
   });
@@ -203,7 +203,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   it("keeps taking orders while Redis is down, and the read model holds each, once, when it returns", async () => {
     // Published outbox rows are pruned at once here, so the rebuild below cannot be a replay of
     // the outbox: it has to come from a snapshot of the orders table.
-    const instance = await startServiceProcess("src/services/orders/main.ts", {
+    const instance = await startServiceProcess("src/reference/services/orders/main.ts", {
       SERVICE_NAME: service,
       CONSUL_CHECK_INTERVAL: "1s",
       REDIS_URL: privateRedis.url,
@@ -260,7 +260,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
 
   it("loses no acknowledged order when an instance is SIGKILLed under load", async () => {
     const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
-    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/services/orders/main.ts", env)));
+    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/orders/main.ts", env)));
     processes.push(...pair);
     const transport = createMeshTransport({ service: env.SERVICE_NAME, consul, metrics: new Registry(), balancer: "round_robin" });
     const client = createClient(OrderService, transport);
@@ -282,8 +282,8 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   it("rebuilds the read model of every service sharing Redis when it comes back empty", async () => {
     const env = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
     const [ordersInstance, usersInstance] = await Promise.all([
-      startServiceProcess("src/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
-      startServiceProcess("src/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),
+      startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
+      startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),
     ]);
     processes.push(ordersInstance, usersInstance);
     const order = (await createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${ordersInstance.port}` })).createOrder({ idempotencyKey: `shared-${run}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!;
@@ -301,7 +301,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   });
 
   it("drains on SIGTERM: every call in flight succeeds and the instance leaves Consul", async () => {
-    const slow = await startServiceProcess("src/services/echo/main.ts", { SERVICE_NAME: `echo-drain-${run}`, ECHO_DELAY_MS: "700" });
+    const slow = await startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: `echo-drain-${run}`, ECHO_DELAY_MS: "700" });
     processes.push(slow);
     const { EchoService } = await import("../../gen/meshkit/echo/v1/echo_pb.js");
     const client = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${slow.port}` }));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { compareIds, removeIdleConsumers, trimConsumedEntries } from "../../src/events/stream-trim.js";
+import { compareIds, removeIdleConsumers, trimConsumedEntries } from "../../src/reference/events/stream-trim.js";
 
 describe("trimming consumed stream entries (real Redis)", () => {
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");

@@ -6,7 +6,7 @@ import { Registry } from "prom-client";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, staticResolver, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
 import { startServerHost, type ServerHost } from "../../src/server/host.js";
-import { echoRoutes } from "../../src/services/echo/routes.js";
+import { echoRoutes } from "../../src/reference/services/echo/routes.js";
 import { createTestPki, type TestPki } from "../support/certificates.js";
 import { consul, eventually, grpcCheckStatus } from "../support/infra.js";
 import { startPrivateConsul } from "../support/private-consul.js";
@@ -54,7 +54,7 @@ describe("TLS and mutual TLS between the mesh client and the server host", funct
   it("runs a service process over TLS, checked by Consul over TLS, called through Consul discovery", async () => {
     const files = await pki.issue("echo-process");
     const name = `echo-tls-${Date.now()}`;
-    const echo = await startServiceProcess("src/services/echo/main.ts", {
+    const echo = await startServiceProcess("src/reference/services/echo/main.ts", {
       SERVICE_NAME: name,
       CONSUL_CHECK_INTERVAL: "1s",
       TLS_CERT_FILE: files.certFile,
@@ -88,9 +88,9 @@ describe("TLS and mutual TLS between the mesh client and the server host", funct
       // The same instance configuration twice: checked by the agent with TLS for checks, and by
       // the shared agent, which has no certificate to present (told to skip verifying the
       // instance's certificate, so the missing client certificate is the only thing wrong).
-      const checked = await startServiceProcess("src/services/echo/main.ts", { ...env, CONSUL_HTTP_ADDR: agentWithTls.address });
+      const checked = await startServiceProcess("src/reference/services/echo/main.ts", { ...env, CONSUL_HTTP_ADDR: agentWithTls.address });
       started.push(checked);
-      const unchecked = await startServiceProcess("src/services/echo/main.ts", { ...env, CONSUL_CHECK_TLS_SKIP_VERIFY: "true" });
+      const unchecked = await startServiceProcess("src/reference/services/echo/main.ts", { ...env, CONSUL_CHECK_TLS_SKIP_VERIFY: "true" });
       started.push(unchecked);
       await eventually("the check with the agent's certificate to pass", async () => ((await grpcCheckStatus(name, checked.instanceId, agentWithTls.client)) === "passing" ? true : undefined));
       // The agent's own view: the catalog defers output changes while the status stays critical.

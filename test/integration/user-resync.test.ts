@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import type { OutboxEvent } from "../../src/events/outbox.js";
-import { migrate } from "../../src/platform/migrations.js";
-import { projectUsers } from "../../src/services/users/projection.js";
-import { getUser } from "../../src/services/users/queries.js";
-import { upsertUsers } from "../../src/services/users/upsert.js";
-import { userFromReadModel, type UserInput } from "../../src/services/users/user-record.js";
+import type { OutboxEvent } from "../../src/reference/events/outbox.js";
+import { migrate } from "../../src/reference/stores/migrations.js";
+import { projectUsers } from "../../src/reference/services/users/projection.js";
+import { getUser } from "../../src/reference/services/users/queries.js";
+import { upsertUsers } from "../../src/reference/services/users/upsert.js";
+import { userFromReadModel, type UserInput } from "../../src/reference/services/users/user-record.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { testDatabase } from "../support/database.js";
 

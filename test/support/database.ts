@@ -1,5 +1,5 @@
 import { readEnv } from "../../src/platform/config.js";
-import { createPostgresPool, postgresConfigFromEnv, type PostgresPool } from "../../src/platform/postgres.js";
+import { createPostgresPool, postgresConfigFromEnv, type PostgresPool } from "../../src/reference/stores/postgres.js";
 
 /** A pool of at most `max` clients on the test database, configured as the services are (PGHOST, ...). */
 export function testDatabase(max = 2): PostgresPool {

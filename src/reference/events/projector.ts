@@ -1,0 +1,106 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import type { Redis } from "../stores/redis.js";
+import type { OutboxEvent } from "./outbox.js";
+import { removeIdleConsumers, trimConsumedEntries } from "./stream-trim.js";
+
+export interface ProjectorOptions {
+  /** A connection of its own: XREADGROUP blocks it. */
+  redis: Redis;
+  stream: string;
+  group: string;
+  /** Unique per process (the instance id), so each pending entry has one owner. */
+  consumer: string;
+  log: Logger;
+  /** Applies a batch of events to the read model. Must be idempotent: an event may come twice. */
+  apply(events: OutboxEvent[]): Promise<void>;
+  /** Entries left unacknowledged this long by a consumer that died are taken over. Default 30 s. */
+  claimIdleMs?: number;
+  /** How often to trim entries every group has consumed and drop idle consumers (stream-trim.ts), in ms; 0 never. Default 10 s. */
+  trimIntervalMs?: number;
+}
+
+export interface Projector {
+  stop(): Promise<void>;
+}
+
+/**
+ * startProjector consumes a Redis stream through a consumer group and acknowledges each batch
+ * only after `apply` succeeded, so a crash between the two replays the batch instead of losing
+ * it. Entries of consumers that died are claimed (XAUTOCLAIM) after `claimIdleMs`. The group is
+ * (re)created when missing, as after Redis restarted empty. Every `trimIntervalMs` it removes the
+ * entries every group has acknowledged, so the stream holds what is in flight, not all history,
+ * and the consumers (earlier processes) idle ten times `claimIdleMs` that hold nothing pending.
+ */
+export function startProjector(options: ProjectorOptions): Projector {
+  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000 } = options;
+  const stopping = new AbortController();
+  let failures = 0;
+  let lastClaim = 0;
+  let lastTrim = performance.now();
+
+  const ensureGroup = async () => {
+    try {
+      await redis.xgroup("CREATE", stream, group, "0", "MKSTREAM");
+    } catch (error) {
+      if (!String(error).includes("BUSYGROUP")) throw error;
+    }
+  };
+
+  const applyEntries = async (entries: [string, string[]][]) => {
+    if (entries.length === 0) return;
+    const events = entries.map(([, fields]) => toEvent(fields));
+    await options.apply(events);
+    await redis.xack(stream, group, ...entries.map(([id]) => id));
+  };
+
+  const loop = (async () => {
+    let groupReady = false;
+    while (!stopping.signal.aborted) {
+      try {
+        if (!groupReady) {
+          await ensureGroup();
+          groupReady = true;
+        }
+        if (performance.now() - lastClaim > claimIdleMs / 2) {
+          lastClaim = performance.now();
+          const [, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, "0", "COUNT", 500)) as [string, [string, string[]][]];
+          await applyEntries(claimed.filter((entry) => entry !== null));
+        }
+        if (trimIntervalMs > 0 && performance.now() - lastTrim > trimIntervalMs) {
+          lastTrim = performance.now();
+          // A failed trim is retried next interval; it must not hold the projection back.
+          await trimConsumedEntries(redis, stream)
+            .then(() => removeIdleConsumers(redis, stream, group, claimIdleMs * 10))
+            .catch((error: unknown) => log.warn({ err: error, stream }, "stream maintenance failed"));
+        }
+        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", 1000, "STREAMS", stream, ">")) as
+          | [string, [string, string[]][]][]
+          | null;
+        await applyEntries(answer?.[0]?.[1] ?? []);
+        if (failures > 0) log.info({ stream, after: failures }, "projection recovered");
+        failures = 0;
+      } catch (error) {
+        if (stopping.signal.aborted) break;
+        failures++;
+        if (String(error).includes("NOGROUP")) groupReady = false;
+        if (failures === 1 || failures % 50 === 0) log.warn({ err: error, stream, failures }, "projection round failed; retrying");
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 5)), undefined, { signal: stopping.signal }).catch(() => undefined);
+      }
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping.abort();
+      redis.disconnect(); // ends a blocking XREADGROUP at once
+      await loop;
+    },
+  };
+}
+
+function toEvent(fields: string[]): OutboxEvent {
+  const record: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
+  return { id: record.id ?? "", type: record.type ?? "", payload: JSON.parse(record.payload ?? "{}") as Record<string, unknown> };
+}

@@ -1,0 +1,62 @@
+import type { Logger } from "../../platform/log.js";
+import { withClient, type PostgresPool } from "./postgres.js";
+
+/** ClusterScheduleOptions describe one task that every instance schedules and one runs. */
+export interface ClusterScheduleOptions {
+  /** Names the task across instances (and its row in `task_schedule`). */
+  name: string;
+  intervalMs: number;
+  /** The work; its errors are the caller's to record (they are logged here as well). */
+  run: () => Promise<unknown>;
+  log: Logger;
+  /** Told when this instance's tick did not run the task, and why. */
+  onSkipped?: (reason: "running elsewhere" | "ran this interval") => void;
+}
+
+/** Advisory lock class of scheduled tasks; the task is named by the second key (hashtext). */
+const scheduleLockClass = 74657370;
+
+/**
+ * scheduleAcrossInstances runs `run` about once per `intervalMs` across every instance that
+ * schedules the same `name` against the same PostgreSQL, instead of once per instance.
+ *
+ * Each instance ticks every interval. A tick first takes a session advisory lock on a connection of
+ * its own (so no two runs overlap, however long one takes; PostgreSQL drops the lock with the
+ * connection if this process dies), then claims the interval in `task_schedule`: it runs only
+ * if no instance started the task within the last 90% of an interval (the 10% absorbs timer
+ * drift, so the instance that ran last time is not pushed out by a few milliseconds).
+ *
+ * PostgreSQL rather than a Consul session: the task writes to PostgreSQL anyway, so this adds no
+ * dependency, and a database that is down skips the tick instead of running it blind.
+ */
+export function scheduleAcrossInstances(pool: PostgresPool, options: ClusterScheduleOptions): { stop: () => void } {
+  let ticking: Promise<void> | undefined;
+  const tick = () =>
+    withClient(pool, async (client, discard) => {
+      const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked", [scheduleLockClass, options.name]);
+      if (!rows[0]?.locked) return options.onSkipped?.("running elsewhere");
+      try {
+        const claimed = await client.query(
+          `INSERT INTO task_schedule (name, last_started_at) VALUES ($1, now())
+           ON CONFLICT (name) DO UPDATE SET last_started_at = now()
+           WHERE task_schedule.last_started_at <= now() - $2 * interval '1 millisecond'
+           RETURNING name`,
+          [options.name, Math.floor(options.intervalMs * 0.9)],
+        );
+        if (claimed.rowCount === 0) return options.onSkipped?.("ran this interval");
+        await options.run();
+      } finally {
+        // A connection that cannot unlock must not go back to the pool still holding the lock:
+        // destroying it is what releases the lock then.
+        await client.query("SELECT pg_advisory_unlock($1, hashtext($2))", [scheduleLockClass, options.name]).catch(discard);
+      }
+    });
+  const timer = setInterval(() => {
+    // A tick still running (a long task) holds the lock; the next one waits its turn.
+    if (ticking) return;
+    ticking = tick()
+      .catch((error: unknown) => options.log.error({ err: error, task: options.name }, "scheduled task failed"))
+      .finally(() => (ticking = undefined));
+  }, options.intervalMs);
+  return { stop: () => clearInterval(timer) };
+}
