@@ -11,6 +11,7 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
 import { reflectionRoutes } from "./reflection.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
+import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
 
 /** ServerHostOptions configure `startServerHost`. */
 export interface ServerHostOptions {
@@ -28,6 +29,12 @@ export interface ServerHostOptions {
   interceptors?: Interceptor[];
   /** Pending-connection queue length passed to listen(). Default 1024, as the seed asks. */
   backlog?: number;
+  /**
+   * How long a new connection may take to start, in milliseconds: the TLS handshake and the
+   * HTTP/2 preface, or the head of its first HTTP/1.1 request. One that has not started by then
+   * is closed (a slow-loris guard). Default 10 000.
+   */
+  handshakeTimeoutMs?: number;
   /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
   metrics?: Registry;
   /**
@@ -48,8 +55,9 @@ export interface ServerHost {
   readonly serviceNames: readonly string[];
   /**
    * drain stops the server gracefully: it reports NOT_SERVING, stops accepting connections,
-   * sends GOAWAY so clients open no new streams, and lets in-flight calls finish. Calls still
-   * running after `timeoutMs` (default 10 s) are cancelled and their connections destroyed.
+   * closes the connections that carry no call (not yet started, or idle HTTP/1.1), sends GOAWAY
+   * so clients open no new streams, and lets in-flight calls finish. Calls still running after
+   * `timeoutMs` (default 10 s) are cancelled and every connection left is destroyed.
    */
   drain(timeoutMs?: number): Promise<void>;
 }
@@ -115,7 +123,11 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   if (!health) throw new Error("connect did not build the routes synchronously");
   const status: HealthStatus = health;
 
-  const { server, h2Sessions, h1Server, stopTlsWatch } = options.tls ? createTlsServer(handler, options.tls) : { ...createDualProtocolServer(handler), stopTlsWatch: () => undefined };
+  // Every accepted connection, so that a drain and its forced end reach each one of them.
+  const connections = createConnectionTracker({ handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs });
+  const { server, h2Sessions, h1Server, stopTlsWatch } = options.tls
+    ? createTlsServer(handler, options.tls, connections)
+    : { ...createDualProtocolServer(handler, connections), stopTlsWatch: () => undefined };
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -134,13 +146,14 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       // net.Server.close() calls back once every connection, HTTP/2 or HTTP/1.1, has ended.
       stopTlsWatch();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      connections.closeUnstarted();
       for (const session of h2Sessions) session.close(); // GOAWAY, then close when streams end
       const closeIdleHttp1 = setInterval(() => h1Server.closeIdleConnections(), 100);
       h1Server.closeIdleConnections();
       const timer = setTimeout(() => {
         forceShutdown.abort(new Error("server drain timed out"));
         for (const session of h2Sessions) session.destroy();
-        h1Server.closeAllConnections();
+        connections.destroyAll();
       }, timeoutMs);
       await closed;
       clearTimeout(timer);
@@ -156,15 +169,13 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
  * (it rides on ALPN), so each connection is routed by its first bytes: an HTTP/2 client opens
  * with the preface "PRI * HTTP/2.0" (RFC 9113, section 3.4), an HTTP/1.1 client never does.
  */
-function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>) {
+function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>, connections: ConnectionTracker) {
   const h2Server = http2.createServer(handler);
   const h1Server = http.createServer(handler);
-  const h2Sessions = new Set<http2.ServerHttp2Session>();
-  h2Server.on("session", (session) => {
-    h2Sessions.add(session);
-    session.once("close", () => h2Sessions.delete(session));
-  });
+  const h2Sessions = trackSessions(h2Server, connections);
+  h1Server.on("request", (request: http.IncomingMessage) => connections.started(request.socket));
   const server = net.createServer((socket) => {
+    connections.accept(socket);
     socket.once("readable", () => {
       const head: Buffer | null = socket.read();
       if (!head) return void socket.destroy();
@@ -180,7 +191,7 @@ function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>
  * With TLS, Node serves HTTP/2 and HTTP/1.1 on one port by itself (ALPN, `allowHTTP1`); the
  * certificate, key and CA are swapped in place when their files change.
  */
-function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: TlsFiles & { requireClientCert?: boolean }) {
+function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: TlsFiles & { requireClientCert?: boolean }, connections: ConnectionTracker) {
   const material = readTlsFiles(tls);
   const server = http2.createSecureServer({
     ...material,
@@ -189,19 +200,33 @@ function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: Tl
     rejectUnauthorized: Boolean(tls.requireClientCert),
   });
   server.on("request", handler);
-  const h2Sessions = new Set<http2.ServerHttp2Session>();
-  server.on("session", (session) => {
-    h2Sessions.add(session);
-    session.once("close", () => h2Sessions.delete(session));
+  // The TCP connection, before its TLS handshake: tracked from the first moment, like without TLS.
+  server.on("connection", (socket: net.Socket) => connections.accept(socket));
+  server.on("request", (request: http2.Http2ServerRequest | http.IncomingMessage) => {
+    if (request.httpVersionMajor === 1) connections.started(request.socket as net.Socket);
   });
+  const h2Sessions = trackSessions(server, connections);
   const stopTlsWatch = watchTlsFiles(
     tls,
     (fresh) => server.setSecureContext({ ...fresh }),
     () => undefined, // a half-written file: keep serving the previous certificate; the next change retries
   );
-  // HTTP/1.1 connections of a secure server have no http.Server of their own to close idle ones.
-  const h1Server = { closeIdleConnections: () => undefined, closeAllConnections: () => undefined };
+  // With allowHTTP1 the secure server tracks its HTTP/1.1 connections as an http.Server does
+  // (Node's typings omit it): closeIdleConnections closes those between requests.
+  const h1Server = server as unknown as Pick<http.Server, "closeIdleConnections">;
   return { server: server as unknown as net.Server, h2Sessions, h1Server, stopTlsWatch };
+}
+
+/** The server's open HTTP/2 sessions; each counts as started once the client's preface and SETTINGS arrived. */
+function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, connections: ConnectionTracker): Set<http2.ServerHttp2Session> {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    const socket = session.socket as net.Socket;
+    session.once("remoteSettings", () => connections.started(socket));
+    session.once("close", () => sessions.delete(session));
+  });
+  return sessions;
 }
 
 function uniqueServices(services: DescService[]): DescService[] {

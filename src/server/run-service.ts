@@ -6,6 +6,7 @@ import { createLogger, type Logger } from "../platform/log.js";
 import { startServiceTelemetry } from "../platform/telemetry.js";
 import { ServingStatus } from "./health.js";
 import { startServerHost } from "./host.js";
+import { defaultHandshakeTimeoutMs } from "./connection-tracker.js";
 import { serverDeadline } from "./interceptors/deadline.js";
 import { serverTracing } from "./interceptors/tracing.js";
 import { unaryValidation } from "./interceptors/validation.js";
@@ -57,7 +58,8 @@ const healthCheckIntervalMs = 2000;
  * Environment: `HOST` (default 127.0.0.1), `PORT` (default 0: any free port), `ADVERTISE_ADDRESS`
  * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
- * `DRAIN_TIMEOUT_MS` (default 10000),
+ * `DRAIN_TIMEOUT_MS` (default 10000), `HANDSHAKE_TIMEOUT_MS` (default 10000: how long a new
+ * connection may take to send its HTTP/2 preface or first HTTP/1.1 request head, TLS included),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
@@ -77,6 +79,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
+  const handshakeTimeoutMs = env.int("HANDSHAKE_TIMEOUT_MS", defaultHandshakeTimeoutMs, { min: 1 });
   const reregisterIntervalMs = env.int("CONSUL_REREGISTER_INTERVAL_MS", 10_000, { min: 100 });
   const tlsCertFile = env.optionalString("TLS_CERT_FILE");
   const tlsKeyFile = env.optionalString("TLS_KEY_FILE");
@@ -108,6 +111,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     routes: runtime.routes,
     host,
     port,
+    handshakeTimeoutMs,
     // Outermost first: the span and the metrics see every call, validation failures included.
     interceptors: [serverTracing(), serverMetrics(register), errorMapping(log), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
     metrics: register,
