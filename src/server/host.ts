@@ -11,6 +11,7 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
 import { reflectionRoutes } from "./reflection.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
+import { keepContextInStreams } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
 
 /** ServerHostOptions configure `startServerHost`. */
@@ -25,7 +26,11 @@ export interface ServerHostOptions {
   readMaxBytes?: number;
   /** Largest response message sent, in bytes. Default 4 MiB. */
   writeMaxBytes?: number;
-  /** Server interceptors, outermost first. */
+  /**
+   * Server interceptors, outermost first. The body of a streaming handler (and each
+   * interceptor's stream wrapper) runs in the async context the interceptors set up around it:
+   * the inherited deadline and the server span cover every message, not only the first call.
+   */
   interceptors?: Interceptor[];
   /** Pending-connection queue length passed to listen(). Default 1024, as the seed asks. */
   backlog?: number;
@@ -88,7 +93,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     connect: true,
     readMaxBytes: options.readMaxBytes ?? fourMebibytes,
     writeMaxBytes: options.writeMaxBytes ?? fourMebibytes,
-    interceptors: options.interceptors,
+    // Streaming handlers' bodies keep the deadline and trace context the interceptors set up.
+    interceptors: keepContextInStreams(options.interceptors ?? []),
     shutdownSignal: forceShutdown.signal,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
     fallback(request, untypedResponse) {
