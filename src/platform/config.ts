@@ -28,6 +28,8 @@ export interface EnvReader {
   /** "host:port", optionally behind "http://". */
   hostPort(name: string, fallback: string): HostPort;
   list(name: string, fallback: readonly string[]): string[];
+  /** Records a problem that involves more than one variable, reported by `done()` with the rest. */
+  problem(message: string): void;
   /** Throws a ConfigError naming every variable that failed to parse. */
   done(): void;
 }
@@ -71,6 +73,9 @@ export function readEnv(source: NodeJS.ProcessEnv = process.env): EnvReader {
         ?.split(",")
         .map((item) => item.trim())
         .filter(Boolean) ?? [...fallback],
+    problem(message) {
+      problems.push(message);
+    },
     done() {
       if (problems.length > 0) throw new ConfigError(problems);
     },

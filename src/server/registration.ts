@@ -82,28 +82,37 @@ export async function registerInConsul(
   // A restarted agent (or one that lost its state) has forgotten the instance, and Consul does
   // not tell: look every interval, and register again when it is missing. While the agent is
   // unreachable the lookups fail quietly and the next one tries again.
-  let checking = false;
+  let stopped = false;
+  let inFlight: Promise<void> | undefined;
   const watchdog = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    consul.agent.service
+    if (inFlight || stopped) return;
+    inFlight = consul.agent.service
       .list()
       .then(async (services: Record<string, unknown>) => {
-        if (services[options.id]) return;
+        // deregister() may have run while the lookup was out: registering now would bring back
+        // an instance that is shutting down (until Consul reaps it, a minute after it dies).
+        if (services[options.id] || stopped) return;
         await register();
         onReregistered?.();
       })
       .catch(() => undefined)
-      .finally(() => (checking = false));
+      .finally(() => (inFlight = undefined));
   }, reregisterIntervalMs);
   watchdog.unref();
 
   let deregistered: Promise<void> | undefined;
   return {
     serviceId: options.id,
-    deregister: () => {
-      clearInterval(watchdog);
-      return (deregistered ??= consul.agent.service.deregister(options.id).then(() => undefined));
-    },
+    deregister: () =>
+      (deregistered ??= (async () => {
+        stopped = true;
+        clearInterval(watchdog);
+        // A registration already sent must land before the deregistration, not after it.
+        await inFlight;
+        await consul.agent.service.deregister(options.id).catch((error: unknown) => {
+          // Already gone (the agent forgot it, or it was never re-registered): that is the goal.
+          if ((error as { response?: { statusCode?: number } }).response?.statusCode !== 404) throw error;
+        });
+      })()),
   };
 }

@@ -1,7 +1,7 @@
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { readEnv, type EnvReader } from "../platform/config.js";
-import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
+import { consulAddressFromEnv, createConsulClient, type ConsulClient } from "../platform/consul.js";
 import { createLogger, type Logger } from "../platform/log.js";
 import { startServiceTelemetry } from "../platform/telemetry.js";
 import { ServingStatus } from "./health.js";
@@ -56,7 +56,9 @@ const healthCheckIntervalMs = 2000;
  * NOT_SERVING, deregister, drain in-flight calls, stop the service, flush spans, exit 0.
  *
  * Environment: `HOST` (default 127.0.0.1), `PORT` (default 0: any free port), `ADVERTISE_ADDRESS`
- * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
+ * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500;
+ * `https://...` with `CONSUL_CACERT`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY` as Consul's CLI
+ * reads them: see platform/consul.ts), used for registration and by the mesh client's resolver,
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
  * `DRAIN_TIMEOUT_MS` (default 10000), `HANDSHAKE_TIMEOUT_MS` (default 10000: how long a new
  * connection may take to send its HTTP/2 preface or first HTTP/1.1 request head, TLS included),
@@ -76,7 +78,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const host = env.string("HOST", "127.0.0.1");
   const port = env.port("PORT", 0);
   const advertiseAddress = env.string("ADVERTISE_ADDRESS", host);
-  const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
+  const consulAddress = consulAddressFromEnv(env);
   const checkInterval = env.string("CONSUL_CHECK_INTERVAL", "5s");
   const drainTimeoutMs = env.int("DRAIN_TIMEOUT_MS", 10_000, { min: 0 });
   const handshakeTimeoutMs = env.int("HANDSHAKE_TIMEOUT_MS", defaultHandshakeTimeoutMs, { min: 1 });

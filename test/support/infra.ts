@@ -1,11 +1,11 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readEnv } from "../../src/platform/config.js";
-import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../../src/platform/consul.js";
+import { consulAddressFromEnv, createConsulClient, type ConsulClient } from "../../src/platform/consul.js";
 
 /** Where the real servers of `make infra-up` listen (the same variables as scripts/lib.sh). */
 const env = readEnv();
-export const consulAddress = env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress);
+export const consulAddress = consulAddressFromEnv(env);
 export const jaegerQueryUrl = env.string("JAEGER_QUERY_URL", "http://127.0.0.1:16686");
 env.done();
 

@@ -13,14 +13,14 @@ import { UserSyncService } from "../../../gen/meshkit/users/v1/users_pb.js";
 import { createMeshTransport } from "../../client/index.js";
 import { bearerToken } from "../../server/interceptors/auth.js";
 import { readEnv } from "../../platform/config.js";
-import { createConsulClient, defaultConsulAddress } from "../../platform/consul.js";
+import { consulAddressFromEnv, createConsulClient } from "../../platform/consul.js";
 import { createLogger } from "../../platform/log.js";
 import { startTelemetry } from "../../platform/telemetry.js";
 
 const env = readEnv();
 const intervalMs = env.int("TRAFFIC_INTERVAL_MS", 500, { min: 10 });
 const token = env.optionalString("AUTH_TOKEN");
-const consul = createConsulClient(env.hostPort("CONSUL_HTTP_ADDR", defaultConsulAddress));
+const consul = createConsulClient(consulAddressFromEnv(env));
 env.done();
 const telemetry = startTelemetry({ serviceName: "traffic" });
 const log = createLogger("traffic");
