@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery migrate
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery migrate
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -22,6 +22,14 @@ infra-up: setup
 
 infra-down:
 	@scripts/infra-down.sh
+
+## consul-cluster: a real Consul cluster on loopback (3 servers + 1 client agent, deploy/consul configs), see docs/consul.md
+consul-cluster: setup
+	@$(ENV) scripts/consul-cluster.sh up
+
+## consul-cluster-down: stop the nodes `make consul-cluster` started
+consul-cluster-down:
+	@$(ENV) scripts/consul-cluster.sh down
 
 ## test: the whole suite (unit + integration) against real servers (the README's second command)
 test: setup infra-up
