@@ -154,6 +154,13 @@ describe("a real Consul cluster on loopback (3 servers, 1 client agent): the lea
       );
       assert.equal(rejoined.filter((server) => server.Leader).length, 1);
       assert.deepEqual(await passingIds(), [first.instanceId, second.instanceId, third.instanceId].sort());
+
+      // And deregistration: an instance leaving on SIGTERM leaves the catalog, calls moving off it.
+      first.signal("SIGTERM");
+      assert.equal(await first.exited, 0);
+      assert.deepEqual(await passingIds(), [second.instanceId, third.instanceId].sort());
+      const servedBefore = answeredBy.get(second.instanceId)!;
+      await eventually("calls to go on to the instances left", async () => ((answeredBy.get(second.instanceId) ?? 0) > servedBefore + 50 ? true : undefined));
     } finally {
       loading = false;
       await load;
