@@ -12,7 +12,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { Client, credentials, status as grpcStatus, type CallOptions, type ChannelOptions, type ClientDuplexStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
+import { Channel, Client, credentials, Metadata, status as grpcStatus, type CallOptions, type ChannelOptions, type ClientDuplexStream, type StatusObject } from "@grpc/grpc-js";
 import { ChannelReadiness } from "./channel-readiness.js";
 import { headersToMetadata, metadataToHeaders } from "./grpc-js-metadata.js";
 import { statusToConnectError } from "./grpc-js-status.js";
@@ -116,18 +116,27 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const host = options.address.includes(":") ? `[${options.address}]` : options.address;
   const target = `${options.address.includes(":") ? "ipv6" : /^[\d.]+$/.test(options.address) ? "ipv4" : "dns"}:${host}:${options.port}`;
   const baseUrl = `${options.tls ? "https" : "http"}://${host}:${options.port}`;
-  const client = new Client(target, options.tls ? new LiveTlsCredentials(options.tls, options.address) : credentials.createInsecure(), {
+  const channel = new Channel(target, options.tls ? new LiveTlsCredentials(options.tls, options.address) : credentials.createInsecure(), {
     ...defaultChannelOptions,
     "grpc.max_receive_message_length": options.readMaxBytes ?? 4 * 1024 * 1024,
     "grpc.max_send_message_length": options.writeMaxBytes ?? 4 * 1024 * 1024,
     ...options.channelOptions,
   });
-  const readiness = new ChannelReadiness(client.getChannel());
+  // Streams go through grpc-js's Client (its Node streams, back-pressure); unary calls go straight
+  // to the channel (below). Both share the one channel.
+  const client = new Client(target, credentials.createInsecure(), { channelOverride: channel });
+  const readiness = new ChannelReadiness(channel);
   const interceptors = options.interceptors ?? [];
 
   const callOptions = (timeoutMs: number | undefined): CallOptions => (timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs });
   const canceled = (signal: AbortSignal) => ConnectError.from(signal.reason, Code.Canceled);
 
+  /**
+   * A unary call straight on the channel (`Channel.createCall`, the public hook grpc-js's own
+   * Client is built on), in the order grpc-js's Client drives it: start, read, send, half-close.
+   * This skips what the Client adds per call and Connect does not need: an EventEmitter, a
+   * captured caller stack, the interceptor chain.
+   */
   function sendUnary<I extends DescMessage, O extends DescMessage>(
     method: DescMethodUnary<I, O>,
     signal: AbortSignal,
@@ -137,33 +146,46 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   ): Promise<UnaryResponse<I, O>> {
     if (signal.aborted) return Promise.reject(canceled(signal));
     const wire = wireOf(method);
+    let request: Buffer;
+    try {
+      request = wire.serialize(message);
+    } catch (error) {
+      return Promise.reject(new ConnectError(`request message serialization failure: ${String(error)}`, Code.Internal));
+    }
     const mark = readiness.callStarted();
     return new Promise((resolve, reject) => {
-      let header: Headers | undefined;
+      let header: Metadata | undefined;
       let reply: MessageShape<O> | undefined;
-      let failure: ServiceError | undefined;
-      const call = client.makeUnaryRequest(wire.path, wire.serialize, wire.deserialize, message, headersToMetadata(headers), callOptions(timeoutMs), (error, value) => {
-        failure = error ?? undefined;
-        reply = value as MessageShape<O> | undefined;
-      });
-      const onAbort = () => call.cancel();
+      let readError: StatusObject | undefined;
+      const call = channel.createCall(wire.path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, undefined, null, undefined);
+      const onAbort = () => call.cancelWithStatus(grpcStatus.CANCELLED, "Cancelled on client");
       if (signal !== neverAborted) signal.addEventListener("abort", onAbort, { once: true });
-      call.on("metadata", (metadata) => (header = metadataToHeaders(metadata)));
-      // grpc-js emits `status` right after the callback, with the trailers.
-      call.on("status", (status: StatusObject) => {
-        if (signal !== neverAborted) signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) reject(canceled(signal));
-        else if (failure || reply === undefined) reject(statusToConnectError(failure ?? status, header, readiness.neverSent(mark)));
-        else
-          resolve({
-            stream: false,
-            service: method.parent,
-            method,
-            header: header ?? new Headers(),
-            message: reply,
-            trailer: metadataToHeaders(status.metadata),
-          });
+      call.start(headersToMetadata(headers), {
+        onReceiveMetadata: (metadata: Metadata) => (header = metadata),
+        onReceiveMessage: (bytes: Buffer) => {
+          if (reply !== undefined) readError = { code: grpcStatus.UNIMPLEMENTED, details: "Too many responses received", metadata: new Metadata() };
+          else {
+            try {
+              reply = wire.deserialize(bytes) as MessageShape<O>;
+            } catch (error) {
+              readError = { code: grpcStatus.INTERNAL, details: `Response message parsing error: ${String(error)}`, metadata: new Metadata() };
+            }
+          }
+          if (readError) call.cancelWithStatus(readError.code, readError.details);
+        },
+        onReceiveStatus: (status: StatusObject) => {
+          if (signal !== neverAborted) signal.removeEventListener("abort", onAbort);
+          const responseHeader = header ? metadataToHeaders(header) : new Headers();
+          if (signal.aborted) reject(canceled(signal));
+          else if (readError) reject(statusToConnectError(readError, responseHeader, false));
+          else if (status.code !== grpcStatus.OK) reject(statusToConnectError(status, responseHeader, readiness.neverSent(mark)));
+          else if (reply === undefined) reject(new ConnectError("no response message", Code.Unimplemented, responseHeader));
+          else resolve({ stream: false, service: method.parent, method, header: responseHeader, message: reply, trailer: metadataToHeaders(status.metadata) });
+        },
       });
+      call.startRead();
+      call.sendMessageWithContext({}, request);
+      call.halfClose();
     });
   }
 
@@ -289,7 +311,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     },
 
     close() {
-      client.close();
+      channel.close(); // the Client's channel too: it is the same one
     },
   };
 }
