@@ -43,3 +43,41 @@ function binaryHeaderValue(value: MetadataValue): string {
   const bytes = typeof value === "string" ? Buffer.from(value) : value;
   return bytes.toString("base64").replace(/=+$/, "");
 }
+
+/**
+ * MetadataHeaders are the `Headers` of a response, filled from grpc-js `Metadata` only when first
+ * read. Every unary response carries response headers and trailers, and most callers (the mesh
+ * client included) never look at them: converting both eagerly cost a measurable share of a
+ * call's CPU (undici's `Headers.append` validates each name and value).
+ */
+export class MetadataHeaders extends Headers {
+  #pending: Metadata | undefined;
+
+  constructor(metadata: Metadata) {
+    super();
+    this.#pending = metadata;
+  }
+
+  static {
+    // Every way to read or change the headers loads them first. (Patched onto the prototype:
+    // Node's typings declare Headers' methods as properties, which a subclass cannot override.)
+    const load = (headers: MetadataHeaders) => {
+      const metadata = headers.#pending;
+      if (metadata === undefined) return;
+      headers.#pending = undefined;
+      metadataToHeaders(metadata, headers);
+    };
+    const methods = ["append", "delete", "get", "getSetCookie", "has", "set", "forEach", "entries", "keys", "values", Symbol.iterator] as const;
+    for (const name of methods) {
+      const original = Headers.prototype[name] as (...args: unknown[]) => unknown;
+      Object.defineProperty(MetadataHeaders.prototype, name, {
+        value: function (this: MetadataHeaders, ...args: unknown[]) {
+          load(this);
+          return original.apply(this, args);
+        },
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+}

@@ -12,9 +12,9 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { Channel, Client, credentials, Metadata, status as grpcStatus, type CallOptions, type ChannelOptions, type ClientDuplexStream, type StatusObject } from "@grpc/grpc-js";
-import { ChannelReadiness } from "./channel-readiness.js";
-import { headersToMetadata, metadataToHeaders } from "./grpc-js-metadata.js";
+import { Channel, Client, credentials, Metadata, status as grpcStatus, type experimental, type CallOptions, type ChannelOptions, type ClientDuplexStream, type StatusObject } from "@grpc/grpc-js";
+import { ChannelReadiness, type ReadinessMark } from "./channel-readiness.js";
+import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "./grpc-js-metadata.js";
 import { statusToConnectError } from "./grpc-js-status.js";
 import { LiveTlsCredentials } from "./grpc-js-tls.js";
 
@@ -93,6 +93,66 @@ function wireOf(method: DescMethod): MethodWire {
 /** The signal of a request nobody can cancel (Connect's requests always carry one). */
 const neverAborted = new AbortController().signal;
 
+const canceled = (signal: AbortSignal) => ConnectError.from(signal.reason, Code.Canceled);
+
+/**
+ * UnaryCall is one unary call's listener on a grpc-js call, and its abort handler: methods on a
+ * class rather than closures made per call, which this hot path would pay for.
+ */
+class UnaryCall<I extends DescMessage, O extends DescMessage> {
+  readonly response = Promise.withResolvers<UnaryResponse<I, O>>();
+  readonly #mark: ReadinessMark;
+  #header: Metadata | undefined;
+  #reply: MessageShape<O> | undefined;
+  #readError: StatusObject | undefined;
+
+  constructor(
+    private readonly call: experimental.CallStream,
+    private readonly method: DescMethodUnary<I, O>,
+    private readonly wire: MethodWire,
+    private readonly signal: AbortSignal,
+    private readonly readiness: ChannelReadiness,
+  ) {
+    this.#mark = readiness.callStarted();
+    if (signal !== neverAborted) signal.addEventListener("abort", this, { once: true });
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.call.cancelWithStatus(grpcStatus.CANCELLED, "Cancelled on client");
+  }
+
+  onReceiveMetadata(metadata: Metadata): void {
+    this.#header = metadata;
+  }
+
+  onReceiveMessage(bytes: Buffer): void {
+    if (this.#reply !== undefined) this.#readError = { code: grpcStatus.UNIMPLEMENTED, details: "Too many responses received", metadata: new Metadata() };
+    else {
+      try {
+        this.#reply = this.wire.deserialize(bytes) as MessageShape<O>;
+      } catch (error) {
+        this.#readError = { code: grpcStatus.INTERNAL, details: `Response message parsing error: ${String(error)}`, metadata: new Metadata() };
+      }
+    }
+    if (this.#readError) this.call.cancelWithStatus(this.#readError.code, this.#readError.details);
+  }
+
+  onReceiveStatus(status: StatusObject): void {
+    const { signal, response } = this;
+    if (signal !== neverAborted) signal.removeEventListener("abort", this);
+    const header = this.#header ? new MetadataHeaders(this.#header) : new Headers();
+    if (signal.aborted) response.reject(canceled(signal));
+    else if (this.#readError) response.reject(statusToConnectError(this.#readError, header, false));
+    else if (status.code !== grpcStatus.OK) response.reject(statusToConnectError(status, header, this.readiness.neverSent(this.#mark)));
+    else if (this.#reply === undefined) response.reject(new ConnectError("no response message", Code.Unimplemented, header));
+    else {
+      const method = this.method;
+      response.resolve({ stream: false, service: method.parent, method, header, message: this.#reply, trailer: new MetadataHeaders(status.metadata) });
+    }
+  }
+}
+
 /**
  * createGrpcJsTransport returns a Connect `Transport` whose calls run on a `@grpc/grpc-js`
  * channel, so generated Connect clients (`createClient(Service, transport)`) pay grpc-js's cost
@@ -129,9 +189,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const interceptors = options.interceptors ?? [];
 
   const callOptions = (timeoutMs: number | undefined): CallOptions => (timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs });
-  const canceled = (signal: AbortSignal) => ConnectError.from(signal.reason, Code.Canceled);
-
-  /**
+    /**
    * A unary call straight on the channel (`Channel.createCall`, the public hook grpc-js's own
    * Client is built on), in the order grpc-js's Client drives it: start, read, send, half-close.
    * This skips what the Client adds per call and Connect does not need: an EventEmitter, a
@@ -152,41 +210,13 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     } catch (error) {
       return Promise.reject(new ConnectError(`request message serialization failure: ${String(error)}`, Code.Internal));
     }
-    const mark = readiness.callStarted();
-    return new Promise((resolve, reject) => {
-      let header: Metadata | undefined;
-      let reply: MessageShape<O> | undefined;
-      let readError: StatusObject | undefined;
-      const call = channel.createCall(wire.path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, undefined, null, undefined);
-      const onAbort = () => call.cancelWithStatus(grpcStatus.CANCELLED, "Cancelled on client");
-      if (signal !== neverAborted) signal.addEventListener("abort", onAbort, { once: true });
-      call.start(headersToMetadata(headers), {
-        onReceiveMetadata: (metadata: Metadata) => (header = metadata),
-        onReceiveMessage: (bytes: Buffer) => {
-          if (reply !== undefined) readError = { code: grpcStatus.UNIMPLEMENTED, details: "Too many responses received", metadata: new Metadata() };
-          else {
-            try {
-              reply = wire.deserialize(bytes) as MessageShape<O>;
-            } catch (error) {
-              readError = { code: grpcStatus.INTERNAL, details: `Response message parsing error: ${String(error)}`, metadata: new Metadata() };
-            }
-          }
-          if (readError) call.cancelWithStatus(readError.code, readError.details);
-        },
-        onReceiveStatus: (status: StatusObject) => {
-          if (signal !== neverAborted) signal.removeEventListener("abort", onAbort);
-          const responseHeader = header ? metadataToHeaders(header) : new Headers();
-          if (signal.aborted) reject(canceled(signal));
-          else if (readError) reject(statusToConnectError(readError, responseHeader, false));
-          else if (status.code !== grpcStatus.OK) reject(statusToConnectError(status, responseHeader, readiness.neverSent(mark)));
-          else if (reply === undefined) reject(new ConnectError("no response message", Code.Unimplemented, responseHeader));
-          else resolve({ stream: false, service: method.parent, method, header: responseHeader, message: reply, trailer: metadataToHeaders(status.metadata) });
-        },
-      });
-      call.startRead();
-      call.sendMessageWithContext({}, request);
-      call.halfClose();
-    });
+    const call = channel.createCall(wire.path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, undefined, null, undefined);
+    const unary = new UnaryCall<I, O>(call, method, wire, signal, readiness);
+    call.start(headersToMetadata(headers), unary);
+    call.startRead();
+    call.sendMessageWithContext({}, request);
+    call.halfClose();
+    return unary.response.promise;
   }
 
   /**
