@@ -189,7 +189,8 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const interceptors = options.interceptors ?? [];
 
   const callOptions = (timeoutMs: number | undefined): CallOptions => (timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs });
-    /**
+
+  /**
    * A unary call straight on the channel (`Channel.createCall`, the public hook grpc-js's own
    * Client is built on), in the order grpc-js's Client drives it: start, read, send, half-close.
    * This skips what the Client adds per call and Connect does not need: an EventEmitter, a
