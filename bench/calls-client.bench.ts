@@ -2,8 +2,8 @@
  * Client cost per call: the mesh client against a plain @grpc/grpc-js client, both calling bare
  * grpc-js echo servers (bench/grpc-js-echo-server.ts, each its own process, so that only the
  * clients' CPU is counted here). The load is generated in this process, `BENCH_CONCURRENCY`
- * calls in flight. Rounds alternate the clients so a noisy neighbour hurts them alike; each
- * round yields a ratio of the two, and the median ratio is reported.
+ * calls in flight. Within each round the clients take turns in slices of 250 ms, so a noisy
+ * neighbour hurts them alike; each round yields a ratio of the two, and the median is reported.
  *
  *   1. CPU per call, one server: process.cpuUsage() (user + system) / calls, for the mesh client
  *      (createMeshTransport as shipped: round_robin, breaker, retries, metrics; static resolver)
@@ -14,9 +14,7 @@
  *
  * Run: node --import tsx bench/calls-client.bench.ts   (part of `make bench-calls`)
  * Env: BENCH_SECONDS (per client per round, default 2), BENCH_ROUNDS (default 5),
- *      BENCH_CONCURRENCY (calls in flight, default 32). Short rounds, many of them: on a shared
- *      machine a neighbour's burst then lands in one round of one client, and the median of the
- *      paired ratios leaves it out.
+ *      BENCH_CONCURRENCY (calls in flight, default 32), BENCH_SLICE_MS (default 250).
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import os from "node:os";
@@ -35,6 +33,7 @@ import { percentile, runLoad } from "../test/support/load.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 250);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 type Call = () => Promise<unknown>;
@@ -58,14 +57,29 @@ async function startEchoServer(): Promise<{ port: number; process: ChildProcess 
   return { port, process: child };
 }
 
-async function measure(call: Call): Promise<Measured> {
-  await runLoad(call, { durationMs: 300, concurrency }); // warm connections and JIT
-  const cpuBefore = process.cpuUsage();
-  const started = performance.now();
-  const result = await runLoad(call, { durationMs: seconds * 1000, concurrency, maxCalls: 5_000_000 });
-  const elapsedS = (performance.now() - started) / 1000;
-  const cpu = process.cpuUsage(cpuBefore);
-  return { rate: result.calls / elapsedS, cpuUsPerCall: (cpu.user + cpu.system) / result.calls, errors: result.errors.length };
+/**
+ * Measures every client over `seconds` each, in slices of `sliceMs` taken in turn (A, B, C, A,
+ * B, C, ...), adding up each client's calls, CPU and time: on a shared machine a neighbour's
+ * burst then falls on all clients alike rather than on one client's round.
+ */
+async function measureInterleaved(clients: Record<string, Call>): Promise<Record<string, Measured>> {
+  const totals = Object.fromEntries(Object.keys(clients).map((name) => [name, { calls: 0, cpuUs: 0, ms: 0, errors: 0 }]));
+  for (let elapsed = 0; elapsed < seconds * 1000; elapsed += sliceMs) {
+    for (const [name, call] of Object.entries(clients)) {
+      const cpuBefore = process.cpuUsage();
+      const started = performance.now();
+      const result = await runLoad(call, { durationMs: sliceMs, concurrency, maxCalls: 1_000_000 });
+      const cpu = process.cpuUsage(cpuBefore);
+      const total = totals[name]!;
+      total.ms += performance.now() - started;
+      total.cpuUs += cpu.user + cpu.system;
+      total.calls += result.calls;
+      total.errors += result.errors.length;
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(totals).map(([name, t]) => [name, { rate: t.calls / (t.ms / 1000), cpuUsPerCall: t.cpuUs / t.calls, errors: t.errors }]),
+  );
 }
 
 /** A plain grpc-js client of the same proto, as a grpc-js user writes it. */
@@ -95,16 +109,16 @@ function meshClient(ports: number[], balancer: string): { call: Call; transport:
   return { call: () => client.echo({ message: "bench" }), transport };
 }
 
-/** Runs every client once per round, in turn, and returns each one's rounds. */
+/** Runs every client in each round (interleaved), and returns each one's rounds. */
 async function alternate(clients: Record<string, Call>, label: string): Promise<Record<string, Measured[]>> {
   const runs: Record<string, Measured[]> = Object.fromEntries(Object.keys(clients).map((name) => [name, []]));
   // One unrecorded second each first: connections, and the JIT's first tiers, before any round.
   for (const call of Object.values(clients)) await runLoad(call, { durationMs: 1000, concurrency });
   for (let round = 1; round <= rounds; round++) {
-    for (const [name, call] of Object.entries(clients)) {
-      const measured = await measure(call);
-      runs[name]!.push(measured);
-      console.error(`${label} round ${round} ${name}: ${measured.rate.toFixed(0)}/s, ${measured.cpuUsPerCall.toFixed(1)} us CPU/call, errors ${measured.errors}`);
+    const measured = await measureInterleaved(clients);
+    for (const [name, m] of Object.entries(measured)) {
+      runs[name]!.push(m);
+      console.error(`${label} round ${round} ${name}: ${m.rate.toFixed(0)}/s, ${m.cpuUsPerCall.toFixed(1)} us CPU/call, errors ${m.errors}`);
     }
   }
   return runs;
