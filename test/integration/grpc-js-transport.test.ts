@@ -188,6 +188,22 @@ describe("grpc-js transport: Connect calls on a grpc-js channel", function () {
     }
   });
 
+  it("carries a client stream and a bidi stream through the mesh transport", async () => {
+    const transport = createMeshTransport({ service: "grpc-js-transport-streams", resolver: staticResolver([{ address: "127.0.0.1", port }]), metrics: new Registry() });
+    try {
+      const collected = await transport.stream(clientStream, undefined, 2000, undefined, items({ message: "a" }, { message: "b" }));
+      const replies = [];
+      for await (const reply of collected.message) replies.push(reply.message);
+      assert.deepEqual(replies, ["a+b"]);
+      const bidi = await transport.stream(bidiStream, undefined, 2000, undefined, items({ message: "p" }, { message: "q" }));
+      const answers = [];
+      for await (const reply of bidi.message) answers.push(reply.message);
+      assert.deepEqual(answers, ["P", "Q"]);
+    } finally {
+      transport.close();
+    }
+  });
+
   it("speaks mutual TLS and picks up client material changed in place at the next connection", async () => {
     const pki = await createTestPki("grpc-js-transport");
     const serverFiles = await pki.issue("server");
