@@ -227,6 +227,9 @@ describe("grpc-js transport: Connect calls on a grpc-js channel", function () {
         reply = await client.echo({ message: "hi" }, { timeoutMs: 2000 }).then((r) => r.instanceId, () => sleep(100).then(() => undefined));
       }
       assert.equal(reply, "in-test");
+      const streamed = [];
+      for await (const part of client.echoStream({ message: "tls", count: 3 })) streamed.push(part.sequence);
+      assert.deepEqual(streamed, [1, 2, 3]);
     } finally {
       tlsServer.close();
     }
