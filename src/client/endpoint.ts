@@ -1,10 +1,10 @@
 import type { EventEmitter } from "node:events";
 import type http2 from "node:http2";
-import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import type { Interceptor } from "@connectrpc/connect";
 import type { Endpoint } from "./balancer.js";
 import { createBreaker, type Breaker, type BreakerOptions } from "./breaker.js";
 import { MutableEndpointLoad } from "./endpoint-load.js";
+import { createGrpcJsTransport, type GrpcJsTransport } from "./grpc-js-transport.js";
 import type { Instance } from "./instance.js";
 
 export type BreakerState = "closed" | "half_open" | "open";
@@ -29,28 +29,24 @@ export interface EndpointOptions {
 const leaveGraceMs = 30_000;
 
 /**
- * MeshEndpoint is one instance as the mesh transport uses it: one HTTP/2 connection (reused by
- * every call, reopened on demand, closed when the instance leaves), its breaker and its load.
+ * MeshEndpoint is one instance as the mesh transport uses it: one grpc-js channel (one HTTP/2
+ * connection reused by every call, pinged, reopened on demand, closed when the instance leaves;
+ * see grpc-js-transport.ts), its breaker and its load.
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();
-  readonly transport: Transport;
+  readonly transport: GrpcJsTransport;
   readonly breaker: Breaker | undefined;
   breakerState: BreakerState = "closed";
-  #session: Http2SessionManager;
 
   constructor(
     public instance: Instance,
     options: EndpointOptions,
   ) {
-    const scheme = options.tls ? "https" : "http";
-    const baseUrl = `${scheme}://${instance.address.includes(":") ? `[${instance.address}]` : instance.address}:${instance.port}`;
-    // Pings find a connection that died silently (a frozen or unplugged host) within ~20 s even
-    // with no call in flight; an idle connection is closed after 5 minutes.
-    this.#session = new Http2SessionManager(baseUrl, { pingIntervalMs: 10_000, pingTimeoutMs: 10_000, idleConnectionTimeoutMs: 300_000 }, options.tls);
-    this.transport = createGrpcTransport({
-      baseUrl,
-      sessionManager: this.#session,
+    this.transport = createGrpcJsTransport({
+      address: instance.address,
+      port: instance.port,
+      tls: options.tls,
       interceptors: options.interceptors,
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
@@ -82,7 +78,7 @@ export class MeshEndpoint implements Endpoint {
     const started = performance.now();
     const closeWhenIdle = () => {
       if (this.load.outstanding <= 0 || performance.now() - started > leaveGraceMs) {
-        this.#session.abort();
+        this.transport.close();
       } else {
         setTimeout(closeWhenIdle, 100).unref();
       }

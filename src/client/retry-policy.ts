@@ -1,21 +1,33 @@
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { neverSentCode } from "./never-sent.js";
 
 /** Node's codes for a connection that was never made: the request cannot have left. */
 const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
 
+/** The transport's own mark of a request that had no connection to go on (never-sent.ts). */
+const transportNeverSent = new Set([neverSentCode]);
+
 /**
  * neverSent tells whether an attempt's failure proves the server never saw the request: the
- * breaker refused it, the connection was refused, or the server refused the stream (HTTP/2
- * REFUSED_STREAM, or a GOAWAY that excluded it). Only these may be retried for a method that
- * is not idempotent.
+ * breaker refused it, the connection was refused, the transport says it had no connection for
+ * it (a `NeverSentError` cause: grpc-js reports a refused connection or failed TLS handshake
+ * only as UNAVAILABLE), or the server refused the stream (HTTP/2 REFUSED_STREAM, or a GOAWAY that
+ * excluded it). Only these may be retried for a method that is not idempotent.
  */
 export function neverSent(error: unknown, breakerRefused: boolean): boolean {
-  return breakerRefused || hasCause(error, notConnectedCauses) || hasCause(error, tlsHandshakeFailure) || hasCause(error, refusedStream, "message");
+  return (
+    breakerRefused ||
+    hasCause(error, notConnectedCauses) ||
+    hasCause(error, transportNeverSent) ||
+    hasCause(error, tlsHandshakeFailure) ||
+    hasCause(error, refusedStream, "message")
+  );
 }
 
-const refusedStream = (message: string) => message.includes("REFUSED_STREAM");
+/** connect-node names REFUSED_STREAM; grpc-js (after its own one transparent retry) says "Stream refused by server". */
+const refusedStream = (message: string) => message.includes("REFUSED_STREAM") || message.includes("Stream refused by server");
 
 /** Whether the proto marks `method` as safe to repeat (`option idempotency_level`). */
 export function isIdempotent(method: DescMethod): boolean {
