@@ -23,6 +23,10 @@ export interface DataStoresConfig {
   outboxRetentionMs: number;
   /** How often one of the instances prunes the outbox, in ms. */
   outboxPruneIntervalMs: number;
+  /** How long an entry stays pending with a consumer before another claims it (and it is delivered again), in ms. */
+  eventsClaimIdleMs: number;
+  /** Deliveries after which an event that keeps failing goes to `<stream>:dead`. */
+  eventsMaxDeliveries: number;
 }
 
 export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
@@ -32,6 +36,8 @@ export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
     streamTrimIntervalMs: env.int("EVENTS_TRIM_INTERVAL_MS", 10_000, { min: 0 }),
     outboxRetentionMs: env.int("OUTBOX_RETENTION_MS", 86_400_000, { min: 0 }),
     outboxPruneIntervalMs: env.int("OUTBOX_PRUNE_INTERVAL_MS", 600_000, { min: 100 }),
+    eventsClaimIdleMs: env.int("EVENTS_CLAIM_IDLE_MS", 30_000, { min: 100 }),
+    eventsMaxDeliveries: env.int("EVENTS_MAX_DELIVERIES", 5, { min: 1, max: 1000 }),
   };
 }
 
@@ -131,6 +137,8 @@ export function startEventPipeline(
     consumer: options.instanceId,
     log: options.log,
     trimIntervalMs: config.streamTrimIntervalMs,
+    claimIdleMs: config.eventsClaimIdleMs,
+    maxDeliveries: config.eventsMaxDeliveries,
     apply: (events) => options.project(stores.redis, events),
   });
   return {
