@@ -10,6 +10,10 @@ export interface PrivateRedis {
   readonly client: Redis;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP: Redis keeps its connections open and stops answering, as a hung server does. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export async function startPrivateRedis(): Promise<PrivateRedis> {
@@ -29,5 +33,5 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   };
   await client.connect().catch(() => undefined);
   await start();
-  return { url: `redis://127.0.0.1:${port}`, client, start, stop };
+  return { url: `redis://127.0.0.1:${port}`, client, start, stop, pause: () => child?.kill("SIGSTOP"), resume: () => child?.kill("SIGCONT") };
 }

@@ -6,6 +6,9 @@ import { MalformedEventError } from "./malformed-event.js";
 import type { OutboxEvent } from "./outbox.js";
 import { removeIdleConsumers, trimConsumedEntries } from "./stream-trim.js";
 
+/** How long one XREADGROUP waits for new entries, in ms (its connection's timeout allows for it). */
+export const projectorBlockMs = 1000;
+
 export interface ProjectorOptions {
   /** A connection of its own: XREADGROUP blocks it. */
   redis: Redis;
@@ -122,7 +125,7 @@ export function startProjector(options: ProjectorOptions): Projector {
             .then(() => removeIdleConsumers(redis, stream, group, claimIdleMs * 10))
             .catch((error: unknown) => log.warn({ err: error, stream }, "stream maintenance failed"));
         }
-        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", 1000, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
+        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", projectorBlockMs, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
         await applyEntries(answer?.[0]?.[1] ?? []);
         if (failures > 0) log.info({ stream, after: failures }, "projection recovered");
         failures = 0;

@@ -74,6 +74,16 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
         FROM outbox WHERE event_type = 'users.sync_completed';
     `,
   },
+  {
+    id: 4,
+    name: "outbox publish lease",
+    sql: `
+      -- A relay claims rows for a short lease instead of holding their row locks in a transaction
+      -- while it waits on Redis (see events/relay.ts): a Redis that hangs then holds no lock and no
+      -- pool connection, and a relay that dies mid-publish hands its rows on when the lease ends.
+      ALTER TABLE outbox ADD COLUMN publishing_until TIMESTAMPTZ;
+    `,
+  },
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {

@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { OrderService } from "../../gen/meshkit/orders/v1/orders_pb.js";
+import { testDatabase } from "../support/database.js";
+import { eventually } from "../support/infra.js";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+
+const db = testDatabase(2);
+
+describe("a Redis that stops answering without closing its connections (issue 13, case 3)", function () {
+  this.timeout(90_000);
+  const run = randomUUID().slice(0, 8);
+  let redis: PrivateRedis;
+  let orders: ServiceProcess | undefined;
+
+  before(async () => {
+    redis = await startPrivateRedis();
+  });
+  after(async () => {
+    redis?.resume();
+    await killProcess(orders);
+    await redis?.stop();
+    redis?.client.disconnect();
+    await db.end();
+  });
+
+  it("holds no outbox row lock while it hangs, queries answer from PostgreSQL in bounded time, and everything lands once it answers again", async () => {
+    orders = await startServiceProcess("src/reference/services/orders/main.ts", {
+      SERVICE_NAME: `orders-redis-hang-${run}`,
+      CONSUL_CHECK_INTERVAL: "1s",
+      REDIS_URL: redis.url,
+      REDIS_COMMAND_TIMEOUT_MS: "500",
+    });
+    const client = createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${orders.port}` }));
+    const create = async (n: number) => (await client.createOrder({ idempotencyKey: `hang-${run}-${n}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!.id;
+    const first = await create(0);
+    await eventually("the first order in the read model", async () => ((await redis.client.hexists(`order:${first}`, "json")) ? true : undefined));
+
+    redis.pause();
+    try {
+      // Commands write PostgreSQL only: they go on.
+      const ids: string[] = [];
+      for (let n = 1; n <= 5; n++) ids.push(await create(n));
+      // Give the relay time to try to publish these and hang on Redis.
+      await sleep(1500);
+
+      // Their outbox rows are not locked: the relay does not sit in a transaction waiting on Redis.
+      // (Before the fix it held them FOR UPDATE, and a pool connection, until Redis answered.)
+      await eventually(
+        "the unpublished events to be free of row locks",
+        async () => {
+          const attempt = await db.connect();
+          try {
+            await attempt.query("BEGIN");
+            const { rowCount } = await attempt.query("SELECT id FROM outbox WHERE stream = 'events:orders' AND payload->>'id' = ANY($1) FOR UPDATE NOWAIT", [ids]);
+            return rowCount === ids.length ? true : undefined;
+          } catch (error) {
+            if ((error as { code?: string }).code === "55P03") return undefined; // lock_not_available
+            throw error;
+          } finally {
+            await attempt.query("ROLLBACK").catch(() => undefined);
+            attempt.release();
+          }
+        },
+        { timeoutMs: 8000, intervalMs: 300 },
+      );
+
+      // A query tries the read model, gives up after the command timeout, and answers from
+      // PostgreSQL: well inside the caller's deadline.
+      const started = performance.now();
+      const answer = await client.getOrder({ id: ids[0]! }, { timeoutMs: 5000 }).catch((error: unknown) => ConnectError.from(error));
+      const ms = performance.now() - started;
+      assert.ok(!(answer instanceof ConnectError), `GetOrder failed while Redis hung: ${answer instanceof ConnectError ? Code[answer.code] : ""}`);
+      assert.equal(answer.order?.id, ids[0]);
+      assert.ok(ms < 3000, `GetOrder took ${Math.round(ms)} ms`);
+
+      redis.resume();
+      // Once Redis answers, the backlog is published and projected: nothing was lost.
+      await eventually(
+        "the orders made while Redis hung in the read model",
+        async () => ((await Promise.all(ids.map((id) => redis.client.hexists(`order:${id}`, "json")))).every(Boolean) ? true : undefined),
+        { timeoutMs: 30_000, intervalMs: 250 },
+      );
+    } finally {
+      redis.resume();
+    }
+  });
+});
