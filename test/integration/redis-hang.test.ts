@@ -40,14 +40,15 @@ describe("a Redis that stops answering without closing its connections (issue 13
     const first = await create(0);
     await eventually("the first order in the read model", async () => ((await redis.client.hexists(`order:${first}`, "json")) ? true : undefined));
 
-    redis.pause();
+    // First Redis stops answering writes only (CLIENT PAUSE ... WRITE): reads still answer, so the
+    // relay gets past its read-model check and hangs in the middle of publishing, on XADD.
+    await redis.client.client("PAUSE", 20_000, "WRITE");
+    const ids: string[] = [];
     try {
       // Commands write PostgreSQL only: they go on.
-      const ids: string[] = [];
       for (let n = 1; n <= 5; n++) ids.push(await create(n));
       // Give the relay time to try to publish these and hang on Redis.
       await sleep(1500);
-
       // Their outbox rows are not locked: the relay does not sit in a transaction waiting on Redis.
       // (Before the fix it held them FOR UPDATE, and a pool connection, until Redis answered.)
       await eventually(
@@ -68,7 +69,13 @@ describe("a Redis that stops answering without closing its connections (issue 13
         },
         { timeoutMs: 8000, intervalMs: 300 },
       );
+    } finally {
+      await redis.client.client("UNPAUSE");
+    }
 
+    // Then Redis stops answering anything, its connections open (SIGSTOP).
+    redis.pause();
+    try {
       // A query tries the read model, gives up after the command timeout, and answers from
       // PostgreSQL: well inside the caller's deadline.
       const started = performance.now();

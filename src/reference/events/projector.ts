@@ -56,6 +56,7 @@ export function startProjector(options: ProjectorOptions): Projector {
   let failures = 0;
   let lastClaim = 0;
   let lastTrim = performance.now();
+  let rereadOwnPending = false;
 
   const ensureGroup = async () => {
     try {
@@ -125,6 +126,15 @@ export function startProjector(options: ProjectorOptions): Projector {
             .then(() => removeIdleConsumers(redis, stream, group, claimIdleMs * 10))
             .catch((error: unknown) => log.warn({ err: error, stream }, "stream maintenance failed"));
         }
+        if (rereadOwnPending) {
+          // After a failed round, first this consumer's own pending entries (ID 0 reads them
+          // again): a read that timed out here while Redis hung may still have been served when
+          // it came back, and its entries were then delivered to no one waiting. Without this
+          // they would wait for XAUTOCLAIM, claimIdleMs later.
+          const mine = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "STREAMS", stream, "0")) as [string, StreamEntry[]][] | null;
+          await applyEntries(mine?.[0]?.[1] ?? []);
+          rereadOwnPending = false;
+        }
         const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", projectorBlockMs, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
         await applyEntries(answer?.[0]?.[1] ?? []);
         if (failures > 0) log.info({ stream, after: failures }, "projection recovered");
@@ -132,6 +142,7 @@ export function startProjector(options: ProjectorOptions): Projector {
       } catch (error) {
         if (stopping.signal.aborted) break;
         failures++;
+        rereadOwnPending = true;
         if (String(error).includes("NOGROUP")) groupReady = false;
         if (failures === 1 || failures % 50 === 0) log.warn({ err: error, stream, failures }, "projection round failed; retrying");
         await sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 5)), undefined, { signal: stopping.signal }).catch(() => undefined);
