@@ -29,10 +29,13 @@ export interface PrivateDatabase {
  * the same time write orders, users and events too, and a whole-table count cannot be exact.
  * The services that use it apply the migrations themselves at start.
  */
-export async function privateDatabase(label: string): Promise<PrivateDatabase> {
+export async function privateDatabase(label: string, { collation }: { collation?: "icu-en-US" } = {}): Promise<PrivateDatabase> {
   const name = `meshkit_${label.replace(/[^a-z0-9_]/gi, "_")}_${randomUUID().slice(0, 8)}`.toLowerCase();
   const admin = testDatabase(1);
-  await admin.query(`CREATE DATABASE "${name}"`);
+  // icu-en-US: the natural-language order a database made with an English locale sorts text in
+  // (not byte order), as many production databases are.
+  const locale = collation === "icu-en-US" ? " TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'" : "";
+  await admin.query(`CREATE DATABASE "${name}"${locale}`);
   const pool = createPostgresPool({ ...config(), database: name, max: 2, min: 0 }, () => undefined);
   return {
     name,

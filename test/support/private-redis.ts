@@ -26,7 +26,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     await eventually("the private Redis", async () => ((await client.ping().catch(() => undefined)) === "PONG" ? true : undefined), { timeoutMs: 10_000 });
   };
   const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, "exit");
     child.kill("SIGKILL");
     await exited;

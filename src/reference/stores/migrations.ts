@@ -84,6 +84,16 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
       ALTER TABLE outbox ADD COLUMN publishing_until TIMESTAMPTZ;
     `,
   },
+  {
+    id: 5,
+    name: "users in byte order",
+    sql: `
+      -- ListUsers pages by third_party_id in byte order, the order of the Redis index it also
+      -- reads (see services/users/queries.ts): this index serves that order whatever the
+      -- database's collation.
+      CREATE INDEX users_third_party_id_bytes ON users (third_party_id COLLATE "C");
+    `,
+  },
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {
