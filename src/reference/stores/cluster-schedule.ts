@@ -14,8 +14,31 @@ export interface ClusterScheduleOptions {
   onSkipped?: (reason: "running elsewhere" | "ran this interval") => void;
 }
 
-/** Advisory lock class of scheduled tasks; the task is named by the second key (hashtext). */
+/** Advisory lock class of scheduled tasks and cluster locks; the name is the second key (hashtext). */
 const scheduleLockClass = 74657370;
+
+/** LockHeldElsewhere: withClusterLock found the lock taken, by another instance or another run here. */
+export class LockHeldElsewhere extends Error {
+  constructor(readonly lockName: string) {
+    super(`the cluster lock "${lockName}" is held elsewhere`);
+    this.name = "LockHeldElsewhere";
+  }
+}
+
+/**
+ * withClusterLock runs `work` while holding the session advisory lock `name`, across every
+ * instance on the same PostgreSQL, on a connection of its own outside the pool (see
+ * withOwnConnection): work that uses the pool has all of it. It does not wait: when the lock is
+ * taken it throws LockHeldElsewhere. PostgreSQL drops the lock with the connection if this
+ * process dies.
+ */
+export async function withClusterLock<T>(pool: PostgresPool, name: string, work: () => Promise<T>): Promise<T> {
+  return withOwnConnection(pool, async (client) => {
+    const { rows } = await client.query<{ locked: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked", [scheduleLockClass, name]);
+    if (!rows[0]?.locked) throw new LockHeldElsewhere(name);
+    return work();
+  });
+}
 
 /**
  * scheduleAcrossInstances runs `run` about once per `intervalMs` across every instance that
