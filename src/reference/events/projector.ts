@@ -52,6 +52,8 @@ export interface Projector {
 export function startProjector(options: ProjectorOptions): Projector {
   const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000, maxDeliveries = 5 } = options;
   const deadLetters = deadLetterCounter();
+  // Series from the start, so that the alert expression has data before the first dead letter.
+  for (const kind of ["malformed", "failed"]) deadLetters.inc({ stream, group, kind }, 0);
   const stopping = new AbortController();
   let failures = 0;
   let lastClaim = 0;
