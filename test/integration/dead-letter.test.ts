@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { privateDatabase, type PrivateDatabase } from "../support/database.js";
 import { eventually } from "../support/infra.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
@@ -12,14 +13,18 @@ describe("events that cannot be applied go to a dead-letter stream (issue 13, ca
   const run = randomUUID().slice(0, 8);
   let redis: PrivateRedis;
   let orders: ServiceProcess | undefined;
+  // A database of its own too: with the shared one, this process's relay would publish other
+  // suites' order events into this test's Redis, and theirs this one's into their Redis.
+  let database: PrivateDatabase;
 
   before(async () => {
-    redis = await startPrivateRedis();
+    [redis, database] = await Promise.all([startPrivateRedis(), privateDatabase("dead_letter")]);
   });
   after(async () => {
     await killProcess(orders);
     await redis?.stop();
     redis?.client.disconnect();
+    await database?.drop();
   });
 
   it("applies the good entries of a batch at once, and dead-letters the bad ones with the reason instead of redelivering them forever", async () => {
@@ -41,6 +46,7 @@ describe("events that cannot be applied go to a dead-letter stream (issue 13, ca
       SERVICE_NAME: `orders-dead-letter-${run}`,
       CONSUL_CHECK_INTERVAL: "1s",
       REDIS_URL: redis.url,
+      PGDATABASE: database.name,
       EVENTS_CLAIM_IDLE_MS: "300",
       EVENTS_MAX_DELIVERIES: "3",
       EVENTS_TRIM_INTERVAL_MS: "500",
