@@ -78,6 +78,6 @@ bench-discovery: setup infra-up
 bench-balancers: setup
 	@$(ENV) node --import tsx bench/balancers.bench.ts
 
-## bench-sync: batched user upserts against row-by-row and against a plain COPY, on the real PostgreSQL
+## bench-sync: our batched user upsert against multi-row VALUES and COPY + INSERT SELECT (same event, same transaction), and a plain COPY ceiling
 bench-sync: setup
 	@$(ENV) node --import tsx bench/user-sync.bench.ts

@@ -51,9 +51,16 @@ export type BalancerFactory = () => Balancer;
 
 const factories = new Map<string, BalancerFactory>();
 
-/** registerBalancer makes a balancer available by name. A later registration replaces an earlier. */
-export function registerBalancer(name: string, factory: BalancerFactory): void {
+/**
+ * registerBalancer makes a balancer available by name. A later registration replaces an earlier.
+ * Returns a function that removes this registration again (and restores none it replaced), for
+ * tests and plug-ins that must not leave a global behind.
+ */
+export function registerBalancer(name: string, factory: BalancerFactory): () => void {
   factories.set(name, factory);
+  return () => {
+    if (factories.get(name) === factory) factories.delete(name);
+  };
 }
 
 /** createBalancer makes the balancer registered as `name`; it throws naming the known ones. */

@@ -10,6 +10,7 @@ import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
 import { reflectionRoutes } from "./reflection.js";
+import { serveMetrics, type MetricsEndpointOptions } from "./metrics-endpoint.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { keepContextInStreams } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
@@ -42,6 +43,8 @@ export interface ServerHostOptions {
   handshakeTimeoutMs?: number;
   /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
   metrics?: Registry;
+  /** Who may read `/metrics` (a bearer token); default anyone. See metrics-endpoint.ts. */
+  metricsAccess?: MetricsEndpointOptions;
   /**
    * Serve TLS with these files (reloaded when they change). With `caFile` and
    * `requireClientCert`, mutual TLS: a client without a certificate signed by that CA is refused
@@ -101,17 +104,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
       const response = untypedResponse as http.ServerResponse;
       if (options.metrics && request.method === "GET" && request.url?.split("?")[0] === "/metrics") {
-        const registry = options.metrics;
-        registry.metrics().then(
-          (text) => {
-            response.writeHead(200, { "content-type": registry.contentType });
-            response.end(text);
-          },
-          (error: unknown) => {
-            response.writeHead(500);
-            response.end(String(error));
-          },
-        );
+        serveMetrics(options.metrics, request as http.IncomingMessage, response, options.metricsAccess);
         return;
       }
       response.writeHead(404);

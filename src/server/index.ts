@@ -7,5 +7,6 @@ export { serverTracing } from "./interceptors/tracing.js";
 export { serverDeadline } from "./interceptors/deadline.js";
 export { errorMapping } from "./interceptors/errors.js";
 export { serverMetrics } from "./interceptors/metrics.js";
-export { commandAuth, bearerToken, parseStaticTokens, type AuthOptions, type StaticToken } from "./interceptors/auth.js";
+export { commandAuth, bearerToken, parseStaticTokens, type AuthFailureReason, type AuthOptions, type StaticToken } from "./interceptors/auth.js";
+export { serveMetrics, startAdminServer, type AdminServer, type MetricsEndpointOptions } from "./metrics-endpoint.js";
 export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";

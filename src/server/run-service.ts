@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
 import { readEnv, type EnvReader } from "../platform/config.js";
@@ -15,6 +16,7 @@ import { errorMapping } from "./interceptors/errors.js";
 import { serverMetrics } from "./interceptors/metrics.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
+import { startAdminServer, type AdminServer } from "./metrics-endpoint.js";
 
 /** What a started service hands back to the host. */
 export interface ServiceRuntime {
@@ -43,6 +45,11 @@ export interface ServiceDefinition<Config = void> {
   version: string;
   /** Reads the service's own settings; problems are reported with the host's, all at once. */
   configure?: (env: EnvReader) => Config;
+  /**
+   * Queries that reveal personal data: with authentication on, they need the service's read
+   * scope (`<service full name>:read`, or its `:write`). Other queries stay open. Default none.
+   */
+  personalDataQueries?: readonly DescMethod[];
   start: (config: Config, context: ServiceContext) => Promise<ServiceRuntime>;
 }
 
@@ -68,10 +75,15 @@ const healthCheckIntervalMs = 2000;
  * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates, and
  * `CONSUL_CHECK_TLS_SERVER_NAME`, default ADVERTISE_ADDRESS, the name the check verifies); an
  * agent with `enable_agent_tls_for_checks` presents its certificate (deploy/consul/checks-mtls.hcl).
- * Command RPCs need a bearer token when `AUTH_TOKENS` (`name:token:scope scope,...`) or
- * `AUTH_JWT_SECRET` (HS256) is set; see interceptors/auth.ts.
+ * Command RPCs (and the definition's `personalDataQueries`) need a bearer token when
+ * `AUTH_TOKENS` (`name:token:scope scope,...`) or `AUTH_JWT_SECRET` (HS256; JWTs must carry
+ * `exp`, checked with `AUTH_JWT_CLOCK_SKEW_S` of skew, default 30; `AUTH_JWT_ISSUER` and
+ * `AUTH_JWT_AUDIENCE` are required of the token when set) is set; see interceptors/auth.ts.
  * Metrics (prom-client's default registry, process metrics included) are served at `GET /metrics`
- * on the service's port.
+ * on the service's port, or, with `METRICS_PORT` set, on that port alone (of `METRICS_HOST`,
+ * default HOST; 0 picks a free one, logged); `METRICS_TOKEN` makes a scrape send
+ * `authorization: Bearer <token>` wherever they are served. Default: open on the service port,
+ * as Prometheus scraping on loopback expects.
  */
 export async function runService<Config>(definition: ServiceDefinition<Config>): Promise<void> {
   const env = readEnv();
@@ -91,6 +103,13 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const checkTlsServerName = env.string("CONSUL_CHECK_TLS_SERVER_NAME", advertiseAddress);
   const authTokens = env.optionalString("AUTH_TOKENS");
   const jwtSecret = env.optionalString("AUTH_JWT_SECRET");
+  const jwtIssuer = env.optionalString("AUTH_JWT_ISSUER");
+  const jwtAudience = env.optionalString("AUTH_JWT_AUDIENCE");
+  const jwtClockToleranceSeconds = env.int("AUTH_JWT_CLOCK_SKEW_S", 30, { min: 0, max: 300 });
+  const metricsPortText = env.optionalString("METRICS_PORT");
+  const metricsPort = metricsPortText === undefined ? undefined : env.port("METRICS_PORT", 0);
+  const metricsHost = env.string("METRICS_HOST", host);
+  const metricsToken = env.optionalString("METRICS_TOKEN");
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
@@ -100,7 +119,17 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   let auth: Interceptor | undefined;
   try {
     env.done();
-    if (authTokens || jwtSecret) auth = commandAuth({ tokens: parseStaticTokens(authTokens), ...(jwtSecret ? { jwtSecret } : {}) });
+    if (authTokens || jwtSecret) {
+      auth = commandAuth({
+        tokens: parseStaticTokens(authTokens),
+        ...(jwtSecret ? { jwtSecret } : {}),
+        ...(jwtIssuer ? { jwtIssuer } : {}),
+        ...(jwtAudience ? { jwtAudience } : {}),
+        jwtClockToleranceSeconds,
+        personalDataQueries: definition.personalDataQueries ?? [],
+        metrics: register,
+      });
+    }
   } catch (error) {
     log.fatal({ err: error }, "invalid configuration");
     process.exit(2);
@@ -116,11 +145,18 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     handshakeTimeoutMs,
     // Outermost first: the span and the metrics see every call, validation failures included.
     interceptors: [serverTracing(), serverMetrics(register), errorMapping(log), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
-    metrics: register,
+    // On the service port unless an admin port of their own is configured.
+    ...(metricsPort === undefined ? { metrics: register, ...(metricsToken ? { metricsAccess: { token: metricsToken } } : {}) } : {}),
     ...(tlsCertFile && tlsKeyFile
       ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
       : {}),
   });
+
+  let admin: AdminServer | undefined;
+  if (metricsPort !== undefined) {
+    admin = await startAdminServer(register, metricsHost, metricsPort, metricsToken ? { token: metricsToken } : {});
+    log.info({ address: `${metricsHost}:${admin.port}` }, "serving /metrics on the admin port");
+  }
 
   let stopping = false;
   const healthTimer = runtime.healthCheck && watchHealth(runtime.healthCheck, (healthy) => !stopping && server.health.setAll(healthy ? ServingStatus.SERVING : ServingStatus.NOT_SERVING), log);
@@ -133,7 +169,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
       address: advertiseAddress,
       port: server.port,
       tags: ["grpc", "grpc-web", "connect"],
-      meta: { version: definition.version, protocols: "grpc,grpc-web,connect" },
+      meta: { version: definition.version, protocols: "grpc,grpc-web,connect", ...(admin ? { metrics_port: String(admin.port) } : {}) },
       checkInterval,
       checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
       checkTlsSkipVerify,
@@ -161,6 +197,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     server.health.setAll(ServingStatus.NOT_SERVING);
     await registration.deregister().catch((error: unknown) => log.error({ err: error }, "deregistration failed"));
     await server.drain(drainTimeoutMs);
+    await admin?.close();
     await runtime.stop?.().catch((error: unknown) => log.error({ err: error }, "stopping the service failed"));
     await telemetry.shutdown().catch((error: unknown) => log.warn({ err: error }, "span flush failed"));
     log.info("stopped");

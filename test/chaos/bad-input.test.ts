@@ -6,21 +6,22 @@ import { CreateOrderRequestSchema } from "../../gen/meshkit/orders/v1/orders_pb.
 import { grpcurl } from "../support/infra.js";
 import { grpcFrame, rawCall } from "../support/raw-grpc.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
-import { testDatabase } from "../support/database.js";
-
-const db = testDatabase(1);
+import { privateDatabase, type PrivateDatabase } from "../support/database.js";
 
 describe("bad input: every reply a proper gRPC status, no crash, nothing written", function () {
   this.timeout(120_000);
   const run = randomUUID().slice(0, 8);
   let orders: ServiceProcess, users: ServiceProcess, status: ServiceProcess;
+  // A database of this run's own: whole-table counts in the shared one move with other suites.
+  let database: PrivateDatabase;
   const counts = async () => {
-    const { rows } = await db.query("SELECT (SELECT count(*) FROM orders)::int AS orders, (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM outbox)::int AS outbox");
+    const { rows } = await database.pool.query("SELECT (SELECT count(*) FROM orders)::int AS orders, (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM outbox)::int AS outbox");
     return rows[0] as { orders: number; users: number; outbox: number };
   };
 
   before(async () => {
-    const env = { CONSUL_CHECK_INTERVAL: "1s" };
+    database = await privateDatabase("bad_input");
+    const env = { CONSUL_CHECK_INTERVAL: "1s", PGDATABASE: database.name };
     [orders, users, status] = await Promise.all([
       startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `orders-fuzz-${run}` }),
       startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-fuzz-${run}`, SYNC_INTERVAL_MS: "0" }),
@@ -29,7 +30,7 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
   });
   after(async () => {
     await Promise.all([orders, users, status].map(killProcess));
-    await db.end();
+    await database?.drop();
   });
 
   it("answers malformed protobuf, wrong content types, oversized and invalid messages and unknown methods properly", async () => {
@@ -42,6 +43,9 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
       { service: status, method: "/meshkit.status.v1.StatusService/GetSystemStatus" },
     ];
     const seen = new Map<string, number>();
+    // An import stream that decodes (random bytes can) answers OK with its user counted as
+    // failed, and records that run: one users.sync_completed event each, and nothing else.
+    let importsAnswered = 0;
     const note = (what: string, status: number | undefined) => seen.set(`${what} -> ${status}`, (seen.get(`${what} -> ${status}`) ?? 0) + 1);
 
     for (const { service, method } of targets) {
@@ -58,6 +62,7 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
         // INTERNAL would be our bug.
         if (answer.grpcStatus === Code.Internal) assert.match(answer.grpcMessage, /^parse binary/, `${method}: ${answer.grpcMessage}`);
         note("random bytes", answer.grpcStatus);
+        if (answer.grpcStatus === 0 && method.endsWith("/ImportUsers")) importsAnswered++;
       }
       // 2. A frame that declares more bytes than it carries.
       const truncated = await rawCall(service.port, method, grpcFrame(Buffer.from([8, 1]), 1000));
@@ -83,15 +88,18 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
       assert.ok(answer.grpcStatus === Code.Unimplemented || answer.httpStatus === 404, `${path}: ${answer.httpStatus} ${answer.grpcStatus}`);
     }
 
-    // Nobody crashed, and nothing was written: no order, no user, no event. (The one import
-    // above writes its sync-run event, with 0 synced.)
+    // Nobody crashed, and nothing was written: no order, no user, and no event but the sync-run
+    // records of the imports that answered OK (the grpcurl one above and any random payload that
+    // decoded), each with 0 synced.
     for (const service of [orders, users, status]) {
       assert.equal(service.child.exitCode, null, "a service process died");
       assert.deepEqual(JSON.parse(await grpcurl("-plaintext", `127.0.0.1:${service.port}`, "grpc.health.v1.Health/Check")), { status: "SERVING" });
     }
     const after = await counts();
     assert.deepEqual({ orders: after.orders, users: after.users }, { orders: before.orders, users: before.users });
-    assert.ok(after.outbox - before.outbox <= 1 + 250, `outbox grew by ${after.outbox - before.outbox}`);
+    assert.equal(after.outbox - before.outbox, importsAnswered + 1, `outbox grew by ${after.outbox - before.outbox}; ${importsAnswered} + 1 imports answered`);
+    const { rows } = await database.pool.query("SELECT event_type, (payload->>'synced')::int AS synced, count(*)::int AS n FROM outbox GROUP BY 1, 2");
+    assert.deepEqual(rows, [{ event_type: "users.sync_completed", synced: 0, n: importsAnswered + 1 }]);
     console.log(`      statuses seen: ${[...seen].map(([k, v]) => `${k} (${v})`).join(", ")}`);
   });
 });

@@ -88,6 +88,29 @@ describe("scheduled tasks run once per interval across instances (real PostgreSQ
     assert.ok(skipped.includes("running elsewhere"), `skips: ${skipped.join(",")}`);
   });
 
+  it("holds no connection of the pool while the task runs: the task can use all of them (issue 13, case 4)", async () => {
+    const pool = instancePool(); // 3 connections at most, connect timeout 5 s
+    let ran: string | undefined;
+    const schedule = scheduleAcrossInstances(pool, {
+      name: `test-task-${randomUUID()}`,
+      intervalMs: 100,
+      log,
+      run: async () => {
+        // What a sync does: as many upserts at once as the pool has connections.
+        const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect()]);
+        for (const client of clients) client.release();
+        ran ??= "with every connection of the pool";
+      },
+    });
+    try {
+      const deadline = performance.now() + 3000;
+      while (!ran && performance.now() < deadline) await sleep(50);
+    } finally {
+      schedule.stop();
+    }
+    assert.equal(ran, "with every connection of the pool");
+  });
+
   describe("user-sync processes", () => {
     let source: UserSourceServer;
     const processes: ServiceProcess[] = [];

@@ -135,7 +135,7 @@ describe("observability: Prometheus finds every instance through Consul and ever
 
   it("has data for every PromQL expression of the dashboard and the alert rules while traffic runs", async () => {
     const rules = await ruleExpressions();
-    assert.equal(rules.length, 8, `the rule file's expressions were not all found: ${rules.join(" | ")}`);
+    assert.equal(rules.length, 9, `the rule file's expressions were not all found: ${rules.join(" | ")}`);
     const expressions = [...(await dashboardExpressions()), ...rules];
     // rate() over the panels' windows needs two scrapes of traffic: wait for them.
     await eventually("every expression to return data", async () => {

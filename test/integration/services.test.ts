@@ -17,10 +17,8 @@ import { runLoad } from "../support/load.js";
 import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 import { Redis } from "ioredis";
-import { testDatabase } from "../support/database.js";
+import { privateDatabase, type PrivateDatabase } from "../support/database.js";
 
-const db = testDatabase();
-const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const userCount = Number(process.env.SYNC_TEST_USERS ?? 100_000);
 
 describe("reference services: orders, user-sync and status as real processes", function () {
@@ -31,11 +29,20 @@ describe("reference services: orders, user-sync and status as real processes", f
   const processes: ServiceProcess[] = [];
   let orders: ServiceProcess, users: ServiceProcess, status: ServiceProcess;
   let source: UserSourceServer;
-  const redis = new Redis(redisUrl);
+  // A database and a Redis of this run's own, so that the totals the status reports can be
+  // checked exactly: the shared ones keep the totals of every earlier run and of the suites
+  // running beside this one.
+  let database: PrivateDatabase;
+  let privateRedis: PrivateRedis;
+  let db: PrivateDatabase["pool"];
+  let redis: Redis;
 
   before(async () => {
+    [database, privateRedis] = await Promise.all([privateDatabase("services"), startPrivateRedis()]);
+    db = database.pool;
+    redis = privateRedis.client;
     source = await startUserSource(userCount, { prefix });
-    const common = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: redisUrl };
+    const common = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
     [orders, users, status] = await Promise.all([
       startServiceProcess("src/reference/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
       startServiceProcess("src/reference/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
@@ -46,14 +53,10 @@ describe("reference services: orders, user-sync and status as real processes", f
   after(async () => {
     await Promise.all(processes.map(killProcess));
     await source?.close();
-    // The 100,000 synced users, from PostgreSQL and the shared Redis: left behind, every run
-    // would make later snapshots larger and this machine's Redis fuller.
-    await db.query("DELETE FROM users WHERE third_party_id LIKE $1", [`${prefix}%`]);
-    for (let start = 0; start < userCount; start += 1000) {
-      const ids = Array.from({ length: Math.min(1000, userCount - start) }, (_, i) => `${prefix}${String(start + i).padStart(7, "0")}`);
-      await redis.pipeline().unlink(...ids.map((id) => `user:${id}`)).zrem("users:index", ...ids).exec();
-    }
-    redis.disconnect();
+    // The 100,000 synced users go with the private database and Redis.
+    await database?.drop();
+    await privateRedis?.stop();
+    privateRedis?.client.disconnect();
   });
 
   const target = (service: ServiceProcess) => `127.0.0.1:${service.port}`;
@@ -160,18 +163,32 @@ describe("reference services: orders, user-sync and status as real processes", f
       async () => ((await redis.zlexcount("users:index", `[${prefix}0`, `[${prefix}9999999`)) === userCount ? true : undefined),
       { timeoutMs: 120_000, intervalMs: 500 },
     );
-    const sample = JSON.parse((await redis.hget(`user:${prefix}0012345`, "json")) ?? "{}");
-    assert.equal(sample.email, `${prefix}0012345@example.com`);
+    const sampleId = `${prefix}${String(Math.min(12_345, userCount - 1)).padStart(7, "0")}`;
+    const sample = JSON.parse((await redis.hget(`user:${sampleId}`, "json")) ?? "{}");
+    assert.equal(sample.email, `${sampleId}@example.com`);
     console.log(`      synced ${userCount} users in ${Math.round(performance.now() - started)} ms (PostgreSQL and read model)`);
   });
 
   it("reports system status through the mesh, traced across services", async () => {
     const transport = createMeshTransport({ service: names.status, consul, metrics: new Registry() });
     try {
-      const { status: systemStatus } = await createClient(StatusService, transport).getSystemStatus({});
+      const client = createClient(StatusService, transport);
+      const { status: systemStatus } = await client.getSystemStatus({});
       assert.deepEqual(systemStatus!.services.map((s) => [s.name, s.reachable, s.passingInstances >= 1]), [[names.users, true, true], [names.orders, true, true]]);
-      assert.ok(systemStatus!.totalUsers >= BigInt(userCount));
-      assert.ok(systemStatus!.totalOrders >= 3n);
+      // Exactly what this suite wrote into its own stores: the synced users and the one imported
+      // through grpcurl; the orders made through grpcurl, grpc-js, Connect and the idempotent
+      // create (the invalid one wrote nothing); the one user the grpcurl import refused.
+      const expected = { totalUsers: BigInt(userCount + 1), totalOrders: 4n, failedTasks: 1n };
+      const totals = (status: typeof systemStatus) => ({ totalUsers: status!.totalUsers, totalOrders: status!.totalOrders, failedTasks: status!.failedTasks });
+      const settled = await eventually(
+        "the status totals to settle",
+        async () => {
+          const current = totals((await client.getSystemStatus({})).status);
+          return JSON.stringify(current, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) === JSON.stringify(expected, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ? current : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      ).catch(async () => totals((await client.getSystemStatus({})).status));
+      assert.deepEqual(settled, expected);
     } finally {
       transport.close();
     }
@@ -190,14 +207,19 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   const service = `orders-faults-${run}`;
   const processes: ServiceProcess[] = [];
   let privateRedis: PrivateRedis;
+  // Whole-table counts (every order, every pending one) need a database no other suite writes.
+  let database: PrivateDatabase;
+  let db: PrivateDatabase["pool"];
 
   before(async () => {
-    privateRedis = await startPrivateRedis();
+    [privateRedis, database] = await Promise.all([startPrivateRedis(), privateDatabase("faults")]);
+    db = database.pool;
   });
   after(async () => {
     await Promise.all(processes.map(killProcess));
     await privateRedis?.stop();
     privateRedis?.client.disconnect();
+    await database?.drop();
   });
 
   it("keeps taking orders while Redis is down, and the read model holds each, once, when it returns", async () => {
@@ -207,6 +229,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
       SERVICE_NAME: service,
       CONSUL_CHECK_INTERVAL: "1s",
       REDIS_URL: privateRedis.url,
+      PGDATABASE: database.name,
       EVENTS_TRIM_INTERVAL_MS: "500",
       OUTBOX_RETENTION_MS: "1",
       OUTBOX_PRUNE_INTERVAL_MS: "300",
@@ -265,7 +288,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   });
 
   it("loses no acknowledged order when an instance is SIGKILLed under load", async () => {
-    const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
+    const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
     const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/orders/main.ts", env)));
     processes.push(...pair);
     const transport = createMeshTransport({ service: env.SERVICE_NAME, consul, metrics: new Registry(), balancer: "round_robin" });
@@ -285,8 +308,48 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
     assert.ok(acknowledged.length > 50, `only ${acknowledged.length} orders`);
   });
 
+  it("applies no ProcessOrders twice and loses none it acknowledged when an instance is SIGKILLed under load", async () => {
+    // ProcessOrders has side effects: the mesh client may not send it again once it left, so a
+    // kill cannot be hidden by retries as it is for the idempotent CreateOrder above.
+    const env = { SERVICE_NAME: `${service}-kill-process`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
+    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/orders/main.ts", env)));
+    processes.push(...pair);
+    await db.query(`INSERT INTO orders (idempotency_key, user_id, product, quantity, amount_cents) SELECT 'kill-process-${run}-' || g, 'u', 'p', 1, 1 FROM generate_series(1, 5000) g`);
+    const processedSoFar = async () => (await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'PROCESSED'")).rows[0].n as number;
+    const before = await processedSoFar();
+    const transport = createMeshTransport({ service: env.SERVICE_NAME, consul, metrics: new Registry(), balancer: "round_robin" });
+    const client = createClient(OrderService, transport);
+    await eventually("both instances known", async () => (transport.endpoints.length === 2 ? true : undefined));
+    const limit = 3;
+    let acknowledged = 0;
+    setTimeout(() => pair[0]!.signal("SIGKILL"), 800);
+    const result = await runLoad(
+      async () => {
+        // Not `acknowledged += await ...`, which reads the sum before the await and loses the
+        // answers of the calls that finish meanwhile.
+        const { processed } = await client.processOrders({ limit });
+        acknowledged += processed;
+      },
+      { durationMs: 3000, concurrency: 4, maxCalls: 1500 },
+    );
+    transport.close();
+    const processed = (await processedSoFar()) - before;
+    // Every processing a caller was told of happened, once: an order is PROCESSED at version 2.
+    assert.ok(processed >= acknowledged, `${acknowledged} acknowledged, ${processed} processed`);
+    const { rows: twice } = await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'PROCESSED' AND version <> 2");
+    assert.equal(twice[0].n, 0, "orders processed more than once");
+    // Work nobody was told of comes only from calls that failed (their answer died with the
+    // instance): a call sent again behind the caller's back would show as more work than that.
+    assert.ok(processed - acknowledged <= limit * result.errors.length, `${processed - acknowledged} unacknowledged with ${result.errors.length} failed calls`);
+    // Only the calls in flight on the killed instance may fail, and only as an unavailable instance does.
+    assert.ok(result.errors.length <= 4, `${result.errors.length} failed calls: ${result.errors.map(String).join("; ")}`);
+    for (const error of result.errors) assert.equal(ConnectError.from(error).code, Code.Unavailable, String(error));
+    assert.ok(result.calls - result.errors.length > 50, `only ${result.calls - result.errors.length} calls answered`);
+    console.log(`      ${result.calls} ProcessOrders calls, ${result.errors.length} failed (UNAVAILABLE); ${acknowledged} orders acknowledged, ${processed} processed`);
+  });
+
   it("rebuilds the read model of every service sharing Redis when it comes back empty", async () => {
-    const env = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url };
+    const env = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
     const [ordersInstance, usersInstance] = await Promise.all([
       startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
       startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),

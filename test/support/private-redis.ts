@@ -10,6 +10,10 @@ export interface PrivateRedis {
   readonly client: Redis;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP: Redis keeps its connections open and stops answering, as a hung server does. */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 export async function startPrivateRedis(): Promise<PrivateRedis> {
@@ -22,12 +26,12 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
     await eventually("the private Redis", async () => ((await client.ping().catch(() => undefined)) === "PONG" ? true : undefined), { timeoutMs: 10_000 });
   };
   const stop = async () => {
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = once(child, "exit");
     child.kill("SIGKILL");
     await exited;
   };
   await client.connect().catch(() => undefined);
   await start();
-  return { url: `redis://127.0.0.1:${port}`, client, start, stop };
+  return { url: `redis://127.0.0.1:${port}`, client, start, stop, pause: () => child?.kill("SIGSTOP"), resume: () => child?.kill("SIGCONT") };
 }

@@ -1,8 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import type { Redis } from "../stores/redis.js";
+import { deadLetterCounter, deliveryCount, moveToDeadLetter, type StreamEntry } from "./dead-letter.js";
+import { MalformedEventError } from "./malformed-event.js";
 import type { OutboxEvent } from "./outbox.js";
 import { removeIdleConsumers, trimConsumedEntries } from "./stream-trim.js";
+
+/** How long one XREADGROUP waits for new entries, in ms (its connection's timeout allows for it). */
+export const projectorBlockMs = 1000;
 
 export interface ProjectorOptions {
   /** A connection of its own: XREADGROUP blocks it. */
@@ -18,6 +23,12 @@ export interface ProjectorOptions {
   claimIdleMs?: number;
   /** How often to trim entries every group has consumed and drop idle consumers (stream-trim.ts), in ms; 0 never. Default 10 s. */
   trimIntervalMs?: number;
+  /**
+   * Deliveries after which an entry that still fails to apply is moved to the dead-letter stream
+   * `<stream>:dead` (dead-letter.ts). A malformed entry (MalformedEventError) goes at once.
+   * Default 5: with the default claimIdleMs that is about two minutes of a failing entry.
+   */
+  maxDeliveries?: number;
 }
 
 export interface Projector {
@@ -31,13 +42,23 @@ export interface Projector {
  * (re)created when missing, as after Redis restarted empty. Every `trimIntervalMs` it removes the
  * entries every group has acknowledged, so the stream holds what is in flight, not all history,
  * and the consumers (earlier processes) idle ten times `claimIdleMs` that hold nothing pending.
+ *
+ * A batch that fails is applied again entry by entry, so one bad entry never holds back the good
+ * ones beside it. An entry that fails alone stays pending, is claimed again after `claimIdleMs`,
+ * and after `maxDeliveries` deliveries (at once when it is malformed) is moved to `<stream>:dead`
+ * with the reason and acknowledged: redelivered forever, it would also pin the trim bound and let
+ * the stream grow without end.
  */
 export function startProjector(options: ProjectorOptions): Projector {
-  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000 } = options;
+  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000, maxDeliveries = 5 } = options;
+  const deadLetters = deadLetterCounter();
+  // Series from the start, so that the alert expression has data before the first dead letter.
+  for (const kind of ["malformed", "failed"]) deadLetters.inc({ stream, group, kind }, 0);
   const stopping = new AbortController();
   let failures = 0;
   let lastClaim = 0;
   let lastTrim = performance.now();
+  let rereadOwnPending = false;
 
   const ensureGroup = async () => {
     try {
@@ -47,11 +68,44 @@ export function startProjector(options: ProjectorOptions): Projector {
     }
   };
 
-  const applyEntries = async (entries: [string, string[]][]) => {
+  const applyEntries = async (entries: StreamEntry[]) => {
     if (entries.length === 0) return;
-    const events = entries.map(([, fields]) => toEvent(fields));
-    await options.apply(events);
-    await redis.xack(stream, group, ...entries.map(([id]) => id));
+    try {
+      await options.apply(entries.map(([, fields]) => toEvent(fields)));
+      await redis.xack(stream, group, ...entries.map(([id]) => id));
+      return;
+    } catch (error) {
+      // One entry alone: it is the one that failed. Several: find which, apply the others.
+      if (entries.length === 1) return settleFailure(entries[0]!, error);
+    }
+    const applied: string[] = [];
+    for (const entry of entries) {
+      try {
+        await options.apply([toEvent(entry[1])]);
+        applied.push(entry[0]);
+      } catch (error) {
+        await settleFailure(entry, error);
+      }
+    }
+    if (applied.length > 0) await redis.xack(stream, group, ...applied);
+  };
+
+  /**
+   * An entry that failed alone: dead-lettered when malformed or out of deliveries, else left
+   * pending for XAUTOCLAIM to deliver again. Throws (failing the round) only when Redis itself
+   * failed, in which case nothing was decided.
+   */
+  const settleFailure = async (entry: StreamEntry, error: unknown) => {
+    const deliveries = await deliveryCount(redis, stream, group, entry[0]);
+    const malformed = error instanceof MalformedEventError;
+    if (!malformed && deliveries < maxDeliveries) {
+      log.warn({ err: error, stream, entry: entry[0], deliveries, maxDeliveries }, "event failed to apply; it will be delivered again");
+      return;
+    }
+    const reason = `${malformed ? "malformed" : `failed ${deliveries} deliveries`}: ${error instanceof Error ? error.message : String(error)}`;
+    await moveToDeadLetter(redis, stream, group, entry, { reason, deliveries });
+    deadLetters.inc({ stream, group, kind: malformed ? "malformed" : "failed" });
+    log.error({ stream, entry: entry[0], deadLetterStream: `${stream}:dead`, reason }, "event moved to the dead-letter stream");
   };
 
   const loop = (async () => {
@@ -64,7 +118,7 @@ export function startProjector(options: ProjectorOptions): Projector {
         }
         if (performance.now() - lastClaim > claimIdleMs / 2) {
           lastClaim = performance.now();
-          const [, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, "0", "COUNT", 500)) as [string, [string, string[]][]];
+          const [, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, "0", "COUNT", 500)) as [string, (StreamEntry | null)[]];
           await applyEntries(claimed.filter((entry) => entry !== null));
         }
         if (trimIntervalMs > 0 && performance.now() - lastTrim > trimIntervalMs) {
@@ -74,15 +128,23 @@ export function startProjector(options: ProjectorOptions): Projector {
             .then(() => removeIdleConsumers(redis, stream, group, claimIdleMs * 10))
             .catch((error: unknown) => log.warn({ err: error, stream }, "stream maintenance failed"));
         }
-        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", 1000, "STREAMS", stream, ">")) as
-          | [string, [string, string[]][]][]
-          | null;
+        if (rereadOwnPending) {
+          // After a failed round, first this consumer's own pending entries (ID 0 reads them
+          // again): a read that timed out here while Redis hung may still have been served when
+          // it came back, and its entries were then delivered to no one waiting. Without this
+          // they would wait for XAUTOCLAIM, claimIdleMs later.
+          const mine = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "STREAMS", stream, "0")) as [string, StreamEntry[]][] | null;
+          await applyEntries(mine?.[0]?.[1] ?? []);
+          rereadOwnPending = false;
+        }
+        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", projectorBlockMs, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
         await applyEntries(answer?.[0]?.[1] ?? []);
         if (failures > 0) log.info({ stream, after: failures }, "projection recovered");
         failures = 0;
       } catch (error) {
         if (stopping.signal.aborted) break;
         failures++;
+        rereadOwnPending = true;
         if (String(error).includes("NOGROUP")) groupReady = false;
         if (failures === 1 || failures % 50 === 0) log.warn({ err: error, stream, failures }, "projection round failed; retrying");
         await sleep(Math.min(2000, 100 * 2 ** Math.min(failures, 5)), undefined, { signal: stopping.signal }).catch(() => undefined);
@@ -99,8 +161,17 @@ export function startProjector(options: ProjectorOptions): Projector {
   };
 }
 
+/** An entry's fields as an event; MalformedEventError when they are not one (no id, no type, payload not a JSON object). */
 function toEvent(fields: string[]): OutboxEvent {
   const record: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
-  return { id: record.id ?? "", type: record.type ?? "", payload: JSON.parse(record.payload ?? "{}") as Record<string, unknown> };
+  if (!record.id || !record.type) throw new MalformedEventError("the entry has no id or no type field");
+  let payload: unknown;
+  try {
+    payload = JSON.parse(record.payload ?? "{}");
+  } catch (error) {
+    throw new MalformedEventError(`the payload is not JSON: ${(error as Error).message}`, { cause: error });
+  }
+  if (typeof payload !== "object" || payload === null || Array.isArray(payload)) throw new MalformedEventError("the payload is not a JSON object");
+  return { id: record.id, type: record.type, payload: payload as Record<string, unknown> };
 }

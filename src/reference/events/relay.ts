@@ -24,6 +24,12 @@ export interface OutboxRelayOptions {
   /** Pause when the outbox is empty, in ms. Default 100. */
   idleMs?: number;
   /**
+   * How long a claimed batch is this relay's to publish, in ms. Default 30 s. Longer than any
+   * publish can take (Redis commands time out in seconds); a relay that died mid-publish leaves
+   * its batch to the others after it.
+   */
+  leaseMs?: number;
+  /**
    * Appends, on `client` (in a transaction), events that carry the whole current state of these
    * streams' entities, for rebuilding a read model Redis lost. Without it the relay publishes
    * every outbox row again, which is only complete while the outbox is never pruned.
@@ -38,15 +44,19 @@ export interface OutboxRelay {
 }
 
 /**
- * startOutboxRelay publishes outbox rows to Redis Streams, oldest first: in one PostgreSQL
- * transaction it locks a batch (FOR UPDATE SKIP LOCKED, so several instances share the work),
- * XADDs it in one pipeline, and stamps it published. If Redis fails, the transaction rolls back
- * and the batch is tried again: an event may be published twice (consumers are idempotent), never
- * lost. When Redis comes back empty, the read model is rebuilt: from a snapshot of the tables
- * (`snapshot`), else by publishing every outbox row again.
+ * startOutboxRelay publishes outbox rows to Redis Streams, oldest first, in three steps of which
+ * none waits on Redis inside a PostgreSQL transaction: it claims a batch for `leaseMs` (one
+ * UPDATE ... FOR UPDATE SKIP LOCKED, so several instances share the work and never take the same
+ * rows), XADDs it in one pipeline (bounded by the connection's command timeout), and stamps it
+ * published. If Redis fails or hangs, the claim is released and the batch tried again: an event
+ * may be published twice (consumers are idempotent), never lost. (Until issue 13 the relay held
+ * the batch's row locks and a pool connection in an open transaction while it waited on Redis:
+ * a Redis that stopped answering held both for good.) When Redis comes back empty, the read
+ * model is rebuilt: from a snapshot of the tables (`snapshot`), else by publishing every outbox
+ * row again.
  */
 export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
-  const { pool, redis, streams, log, batchSize = 500, idleMs = 100 } = options;
+  const { pool, redis, streams, log, batchSize = 500, idleMs = 100, leaseMs = 30_000 } = options;
   const stopping = new AbortController();
   let wake: (() => void) | undefined;
   let failures = 0;
@@ -70,23 +80,33 @@ export function startOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     }
   };
 
-  const round = (): Promise<number> =>
-    inTransaction(pool, async (client) => {
-      const { rows } = await client.query<{ id: string; stream: string; event_type: string; payload: unknown }>(
-        `SELECT id, stream, event_type, payload FROM outbox
-         WHERE published_at IS NULL AND stream = ANY($1)
-         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [streams, batchSize],
-      );
-      if (rows.length === 0) return 0;
+  const round = async (): Promise<number> => {
+    const { rows } = await pool.query<{ id: string; stream: string; event_type: string; payload: unknown }>(
+      `UPDATE outbox SET publishing_until = now() + $3 * interval '1 millisecond'
+       WHERE id IN (
+         SELECT id FROM outbox
+         WHERE published_at IS NULL AND stream = ANY($1) AND (publishing_until IS NULL OR publishing_until < now())
+         ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+       RETURNING id, stream, event_type, payload`,
+      [streams, batchSize, leaseMs],
+    );
+    if (rows.length === 0) return 0;
+    rows.sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1)); // RETURNING keeps no order
+    const ids = rows.map((row) => row.id);
+    try {
       const pipeline = redis.pipeline();
       for (const row of rows) pipeline.xadd(row.stream, "*", "id", row.id, "type", row.event_type, "payload", JSON.stringify(row.payload));
       const results = (await pipeline.exec()) ?? [];
       const failed = results.find(([error]) => error);
       if (failed) throw failed[0];
-      await client.query("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [rows.map((row) => row.id)]);
-      return rows.length;
-    });
+    } catch (error) {
+      // Let the next round (or another instance) take the batch at once rather than after the lease.
+      await pool.query("UPDATE outbox SET publishing_until = NULL WHERE id = ANY($1::bigint[]) AND published_at IS NULL", [ids]).catch(() => undefined);
+      throw error;
+    }
+    await pool.query("UPDATE outbox SET published_at = now(), publishing_until = NULL WHERE id = ANY($1::bigint[])", [ids]);
+    return rows.length;
+  };
 
   const loop = (async () => {
     while (!stopping.signal.aborted) {

@@ -4,34 +4,43 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { EnvReader } from "../../platform/config.js";
 import type { Logger } from "../../platform/log.js";
 import type { OutboxEvent } from "../events/outbox.js";
-import { startProjector } from "../events/projector.js";
+import { projectorBlockMs, startProjector } from "../events/projector.js";
 import { observeOutbox } from "../events/outbox-metrics.js";
 import { pruneOutbox } from "../events/outbox-retention.js";
 import { startOutboxRelay, type OutboxRelay } from "../events/relay.js";
 import { scheduleAcrossInstances } from "./cluster-schedule.js";
 import { migrate } from "./migrations.js";
 import { createPostgresPool, postgresConfigFromEnv, type PostgresConfig, type PostgresPool } from "./postgres.js";
-import { createRedis, redisUrlFromEnv, type Redis } from "./redis.js";
+import { createRedis, redisCommandTimeoutFromEnv, redisUrlFromEnv, type Redis } from "./redis.js";
 
 /** Where a CQRS service keeps its state: PostgreSQL (the truth) and Redis (the read model). */
 export interface DataStoresConfig {
   postgres: PostgresConfig;
   redisUrl: string;
+  /** How long any Redis command may take, in ms (`REDIS_COMMAND_TIMEOUT_MS`, default 2000). */
+  redisCommandTimeoutMs: number;
   /** How often the projection trims consumed entries from its stream, in ms; 0 never. */
   streamTrimIntervalMs: number;
   /** How long published outbox rows are kept, in ms; 0 keeps them forever. */
   outboxRetentionMs: number;
   /** How often one of the instances prunes the outbox, in ms. */
   outboxPruneIntervalMs: number;
+  /** How long an entry stays pending with a consumer before another claims it (and it is delivered again), in ms. */
+  eventsClaimIdleMs: number;
+  /** Deliveries after which an event that keeps failing goes to `<stream>:dead`. */
+  eventsMaxDeliveries: number;
 }
 
 export function dataStoresConfigFromEnv(env: EnvReader): DataStoresConfig {
   return {
     postgres: postgresConfigFromEnv(env),
     redisUrl: redisUrlFromEnv(env),
+    redisCommandTimeoutMs: redisCommandTimeoutFromEnv(env),
     streamTrimIntervalMs: env.int("EVENTS_TRIM_INTERVAL_MS", 10_000, { min: 0 }),
     outboxRetentionMs: env.int("OUTBOX_RETENTION_MS", 86_400_000, { min: 0 }),
     outboxPruneIntervalMs: env.int("OUTBOX_PRUNE_INTERVAL_MS", 600_000, { min: 100 }),
+    eventsClaimIdleMs: env.int("EVENTS_CLAIM_IDLE_MS", 30_000, { min: 100 }),
+    eventsMaxDeliveries: env.int("EVENTS_MAX_DELIVERIES", 5, { min: 1, max: 1000 }),
   };
 }
 
@@ -60,8 +69,8 @@ export async function openDataStores(config: DataStoresConfig, log: Logger): Pro
     if (!redisDown) log.warn({ err: error }, "Redis unreachable: commands continue, the read model will catch up");
     redisDown = true;
   };
-  const redis = createRedis(config.redisUrl, onRedisError);
-  const projectionRedis = createRedis(config.redisUrl, onRedisError);
+  const redis = createRedis(config.redisUrl, onRedisError, { commandTimeoutMs: config.redisCommandTimeoutMs });
+  const projectionRedis = createRedis(config.redisUrl, onRedisError, { commandTimeoutMs: config.redisCommandTimeoutMs, blockMs: projectorBlockMs });
   redis.on("ready", () => {
     if (redisDown) log.info("Redis reachable again");
     redisDown = false;
@@ -131,6 +140,8 @@ export function startEventPipeline(
     consumer: options.instanceId,
     log: options.log,
     trimIntervalMs: config.streamTrimIntervalMs,
+    claimIdleMs: config.eventsClaimIdleMs,
+    maxDeliveries: config.eventsMaxDeliveries,
     apply: (events) => options.project(stores.redis, events),
   });
   return {

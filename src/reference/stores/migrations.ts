@@ -74,6 +74,26 @@ const migrations: readonly { id: number; name: string; sql: string }[] = [
         FROM outbox WHERE event_type = 'users.sync_completed';
     `,
   },
+  {
+    id: 4,
+    name: "outbox publish lease",
+    sql: `
+      -- A relay claims rows for a short lease instead of holding their row locks in a transaction
+      -- while it waits on Redis (see events/relay.ts): a Redis that hangs then holds no lock and no
+      -- pool connection, and a relay that dies mid-publish hands its rows on when the lease ends.
+      ALTER TABLE outbox ADD COLUMN publishing_until TIMESTAMPTZ;
+    `,
+  },
+  {
+    id: 5,
+    name: "users in byte order",
+    sql: `
+      -- ListUsers pages by third_party_id in byte order, the order of the Redis index it also
+      -- reads (see services/users/queries.ts): this index serves that order whatever the
+      -- database's collation.
+      CREATE INDEX users_third_party_id_bytes ON users (third_party_id COLLATE "C");
+    `,
+  },
 ];
 
 export async function migrate(pool: PostgresPool): Promise<number[]> {

@@ -22,7 +22,11 @@ export interface WatchedService {
 export async function collectStatus(consul: ConsulClient, redis: Redis, services: readonly WatchedService[]): Promise<SystemStatus> {
   const perService = await Promise.all(
     services.map(async ({ name, transport }) => {
-      const entries = (await consul.health.service({ service: name }).catch(() => [])) as { Checks: { Status: string }[] }[];
+      // Bounded like the probe below: one collector feeds every watcher (status-feed.ts), so a
+      // Consul that hangs must not stall them all. (`timeout`, in ms, is the consul package's
+      // request option; its types leave it out.)
+      const query = { service: name, timeout: 2000 } as { service: string };
+      const entries = (await consul.health.service(query).catch(() => [])) as { Checks: { Status: string }[] }[];
       const passing = entries.filter((entry) => entry.Checks.every((check) => check.Status === "passing")).length;
       const reachable = await createClient(Health, transport)
         .check({ service: "" }, { timeoutMs: 1000 })

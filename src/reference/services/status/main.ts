@@ -4,7 +4,7 @@ import { statsKeys } from "../../events/read-model.js";
 import type { Redis } from "../../stores/redis.js";
 import { createMeshTransport } from "../../../client/index.js";
 import type { EnvReader } from "../../../platform/config.js";
-import { createRedis, redisUrlFromEnv } from "../../stores/redis.js";
+import { createRedis, redisCommandTimeoutFromEnv, redisUrlFromEnv } from "../../stores/redis.js";
 import { runService } from "../../../server/run-service.js";
 import { collectStatus } from "./collect.js";
 import { statusRoutes } from "./routes.js";
@@ -12,6 +12,7 @@ import { statusRoutes } from "./routes.js";
 function configure(env: EnvReader) {
   return {
     redisUrl: redisUrlFromEnv(env),
+    redisCommandTimeoutMs: redisCommandTimeoutFromEnv(env),
     services: env.list("STATUS_SERVICES", ["user-sync", "orders"]),
     watchIntervalMs: env.int("STATUS_WATCH_INTERVAL_MS", 1000, { min: 100 }),
   };
@@ -22,7 +23,7 @@ await runService({
   version: service.version,
   configure,
   async start(config, { consul, log }) {
-    const redis = createRedis(config.redisUrl, (error) => log.warn({ err: error }, "Redis unreachable: totals read as 0"));
+    const redis = createRedis(config.redisUrl, (error) => log.warn({ err: error }, "Redis unreachable: totals read as 0"), { commandTimeoutMs: config.redisCommandTimeoutMs });
     registerTotalsGauges(redis);
     // The mesh client's metrics (breaker states, budget, calls) go to the registry /metrics serves.
     const services = config.services.map((name) => ({ name, transport: createMeshTransport({ service: name, consul }) }));

@@ -1,5 +1,6 @@
 import { service } from "./telemetry.js"; // first: see telemetry.ts
 import { createValidator } from "@bufbuild/protovalidate";
+import { UserSyncService } from "../../../../gen/meshkit/users/v1/users_pb.js";
 import type { EnvReader } from "../../../platform/config.js";
 import { scheduleAcrossInstances } from "../../stores/cluster-schedule.js";
 import { runService } from "../../../server/run-service.js";
@@ -34,6 +35,9 @@ await runService({
   name: service.name,
   version: service.version,
   configure,
+  // Users' names, e-mail addresses and phone numbers: with authentication on, reading them needs
+  // meshkit.users.v1.UserSyncService:read.
+  personalDataQueries: [UserSyncService.method.getUser, UserSyncService.method.listUsers],
   async start(config, { instanceId, log }) {
     const stores = await openDataStores(config.stores, log);
     const validator = createValidator();

@@ -1,4 +1,5 @@
 import type { OutboxEvent } from "../../events/outbox.js";
+import { MalformedEventError } from "../../events/malformed-event.js";
 import { readModelWriter, statsKeys } from "../../events/read-model.js";
 import type { Redis } from "../../stores/redis.js";
 import { syncedAtField, userIndexKey, userKey, type UserRecord } from "./user-record.js";
@@ -14,7 +15,12 @@ export async function projectUsers(redis: Redis, events: OutboxEvent[]): Promise
   const index: string[] = [];
   for (const event of events) {
     if (event.type === "users.upserted") {
-      for (const user of (event.payload.users ?? []) as UserRecord[]) {
+      const users = event.payload.users ?? [];
+      if (!Array.isArray(users)) throw new MalformedEventError(`${event.type} ${event.id}: users is not an array`);
+      for (const user of users as UserRecord[]) {
+        if (typeof user?.third_party_id !== "string" || !Number.isSafeInteger(Number(user.version))) {
+          throw new MalformedEventError(`${event.type} ${event.id}: a user without a third_party_id or an integer version`);
+        }
         writer.putVersioned(userKey(user.third_party_id), statsKeys.users, Number(user.version), JSON.stringify(user));
         index.push("0", user.third_party_id);
       }

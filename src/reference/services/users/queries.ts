@@ -30,6 +30,11 @@ export async function getUser(redis: Redis, pool: PostgresPool, thirdPartyId: st
 /**
  * listUsers pages by third-party id: from the read model's id index when Redis answers, else
  * from PostgreSQL. The page token is the last id of the previous page.
+ *
+ * Both paths page in byte order: Redis compares the index's members byte by byte (ZRANGEBYLEX),
+ * so PostgreSQL compares and sorts with COLLATE "C" (byte order, served by the index of
+ * migration 5), whatever collation the database has. In a collation order (en-US puts "a_c"
+ * before "A1" before "ab") a query that switched path between two pages skipped or repeated users.
  */
 export async function listUsers(redis: Redis, pool: PostgresPool, pageSize: number, after: string): Promise<{ users: User[]; nextPageToken: string }> {
   const size = pageSize === 0 ? 100 : pageSize;
@@ -44,7 +49,7 @@ export async function listUsers(redis: Redis, pool: PostgresPool, pageSize: numb
     records = undefined; // Redis away: PostgreSQL answers
   }
   if (!records) {
-    const { rows } = await pool.query<UserRecord>(`SELECT ${userColumns} FROM users WHERE third_party_id > $1 ORDER BY third_party_id LIMIT $2`, [after, size]);
+    const { rows } = await pool.query<UserRecord>(`SELECT ${userColumns} FROM users WHERE third_party_id COLLATE "C" > $1 ORDER BY third_party_id COLLATE "C" LIMIT $2`, [after, size]);
     records = rows;
   }
   const users = records.map(toUser);

@@ -26,21 +26,39 @@ export interface UserSourceOptions {
  * readUserSource fetches every page of the source with at most `concurrency` requests in
  * flight, each with a timeout and retries, and hands each page to `onPage` as it arrives. No
  * lock is held across a request (the seed's client serialised every call behind a mutex).
+ *
+ * The first page that fails for good (or `signal`) stops every worker: no new request, no new
+ * `onPage`, requests in flight aborted. It rejects with that first error only once every worker
+ * has stopped and every `onPage` already begun has finished, so nothing of a failed read goes on
+ * writing after it returned (a `Promise.all` over the workers rejected at once and left the others
+ * fetching and upserting; issue 13, case 4).
  */
 export async function readUserSource(options: UserSourceOptions, onPage: (users: SourceUser[]) => Promise<void>, signal?: AbortSignal): Promise<void> {
+  const stop = new AbortController();
+  const stopped = signal ? AbortSignal.any([signal, stop.signal]) : stop.signal;
   let nextOffset = 0;
   let finished = false;
+  let firstError: unknown;
   const worker = async () => {
     while (!finished) {
-      signal?.throwIfAborted();
+      stopped.throwIfAborted();
       const offset = nextOffset;
       nextOffset += options.pageSize;
-      const page = await fetchPage(options, offset, signal);
+      const page = await fetchPage(options, offset, stopped);
       if (page.length < options.pageSize) finished = true;
+      stopped.throwIfAborted();
       if (page.length > 0) await onPage(page);
     }
   };
-  await Promise.all(Array.from({ length: options.concurrency }, worker));
+  await Promise.all(
+    Array.from({ length: options.concurrency }, () =>
+      worker().catch((error: unknown) => {
+        firstError ??= stopped.aborted ? stopped.reason : error;
+        stop.abort(firstError);
+      }),
+    ),
+  );
+  if (firstError !== undefined) throw firstError;
 }
 
 async function fetchPage(options: UserSourceOptions, offset: number, signal?: AbortSignal): Promise<SourceUser[]> {

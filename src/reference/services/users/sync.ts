@@ -4,6 +4,7 @@ import type { Validator } from "@bufbuild/protovalidate";
 import { UserInputSchema } from "../../../../gen/meshkit/users/v1/users_pb.js";
 import type { Logger } from "../../../platform/log.js";
 import type { PostgresPool } from "../../stores/postgres.js";
+import { LockHeldElsewhere, withClusterLock } from "../../stores/cluster-schedule.js";
 import { readUserSource, type SourceUser, type UserSourceOptions } from "./source.js";
 import { recordSyncRun, upsertUsers } from "./upsert.js";
 import type { UserInput } from "./user-record.js";
@@ -33,7 +34,9 @@ function fromSource(user: SourceUser): UserInput {
 /**
  * createUserSync runs syncs from the third-party source: each page is validated (an invalid user
  * counts as failed and is skipped) and upserted as one batch. A batch the database refuses counts
- * its users as failed and the sync goes on. A sync asked for while one runs joins it.
+ * its users as failed and the sync goes on. A sync asked for while one runs here joins it; while
+ * one runs on another instance it is refused with ABORTED (a cluster lock, `user_sync:run`): two
+ * syncs at once would only write every user twice.
  */
 export function createUserSync(pool: PostgresPool, validator: Validator, source: UserSourceOptions | undefined, log: Logger) {
   let running: Promise<SyncResult> | undefined;
@@ -77,9 +80,15 @@ export function createUserSync(pool: PostgresPool, validator: Validator, source:
     return result;
   };
 
+  const runAlone = () =>
+    withClusterLock(pool, "user_sync:run", run).catch((error: unknown) => {
+      if (error instanceof LockHeldElsewhere) throw new ConnectError("a user sync is already running on another instance; try again when it has finished", Code.Aborted);
+      throw error;
+    });
+
   return {
     sync(): Promise<SyncResult> {
-      running ??= run().finally(() => (running = undefined));
+      running ??= runAlone().finally(() => (running = undefined));
       return running;
     },
   };

@@ -17,7 +17,7 @@ export const usersStream = "events:users";
  * transaction's start) exactly for rows this statement inserted or changed.
  */
 const contentChanged = "(users.name, users.email, users.phone, users.status) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.email, EXCLUDED.phone, EXCLUDED.status)";
-const upsertConflictClause = `
+export const upsertConflictClause = `
   ON CONFLICT (third_party_id) DO UPDATE SET
     name = EXCLUDED.name, email = EXCLUDED.email, phone = EXCLUDED.phone, status = EXCLUDED.status,
     last_synced_at = now(),
@@ -29,7 +29,7 @@ const upsertConflictClause = `
  * The batch's one event: `users`, the rows inserted or changed, whole; `seen`, the ids of those
  * the source sent unchanged, whose last_synced_at became `synced_at`.
  */
-async function appendUpserted(client: pg.PoolClient, rows: (UserRecord & { changed: boolean })[]): Promise<void> {
+export async function appendUpserted(client: pg.PoolClient, rows: (UserRecord & { changed: boolean })[]): Promise<void> {
   if (rows.length === 0) return;
   const users = rows.filter((row) => row.changed).map(({ changed: _, ...user }) => user);
   const seen = rows.filter((row) => !row.changed).map((row) => row.third_party_id);
@@ -41,9 +41,13 @@ async function appendUpserted(client: pg.PoolClient, rows: (UserRecord & { chang
  * (third_party_id) DO UPDATE`) plus one outbox event for the batch (see appendUpserted), in one
  * transaction, and returns how many users it wrote, changed or not. A batch naming one
  * id twice keeps the last (PostgreSQL refuses to update a row twice in one statement).
+ *
+ * Why unnest: bench/user-sync.bench.ts measures it against the two other ways a competent
+ * engineer would write a batch upsert, a multi-row `INSERT ... VALUES` and `COPY` into a temporary
+ * table then `INSERT ... SELECT`, with the same event in the same transaction (docs/benchmarks.md).
  */
 export async function upsertUsers(pool: PostgresPool, users: readonly UserInput[]): Promise<number> {
-  const unique = [...new Map(users.map((user) => [user.thirdPartyId, user])).values()];
+  const unique = lastOfEachId(users);
   if (unique.length === 0) return 0;
   return inTransaction(pool, async (client) => {
     const { rows } = await client.query<UserRecord & { changed: boolean }>(
@@ -58,25 +62,9 @@ export async function upsertUsers(pool: PostgresPool, users: readonly UserInput[
   });
 }
 
-/**
- * upsertUsersRowByRow is the naive path, one statement per user, kept only as the baseline that
- * bench/user-sync.bench.ts measures the batched path against.
- */
-export async function upsertUsersRowByRow(pool: PostgresPool, users: readonly UserInput[]): Promise<number> {
-  return inTransaction(pool, async (client: pg.PoolClient) => {
-    const rows: (UserRecord & { changed: boolean })[] = [];
-    for (const user of users) {
-      const result = await client.query<UserRecord & { changed: boolean }>(
-        `INSERT INTO users (third_party_id, name, email, phone, status, last_synced_at)
-         VALUES ($1, $2, $3, $4, $5, now())
-         ${upsertConflictClause}`,
-        [user.thirdPartyId, user.name, user.email, user.phone, user.status],
-      );
-      rows.push(result.rows[0]!);
-    }
-    await appendUpserted(client, rows);
-    return rows.length;
-  });
+/** The batch with one user per id, the last one given (see upsertUsers). */
+export function lastOfEachId(users: readonly UserInput[]): UserInput[] {
+  return [...new Map(users.map((user) => [user.thirdPartyId, user])).values()];
 }
 
 /**

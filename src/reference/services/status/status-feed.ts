@@ -1,0 +1,70 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { SystemStatus } from "../../../../gen/meshkit/status/v1/status_pb.js";
+import { sameStatus } from "./collect.js";
+
+/** StatusFeed is one status collector shared by every WatchSystemStatus subscriber. */
+export interface StatusFeed {
+  /**
+   * The status now (the last one collected, at once, when there is one), then each change, until
+   * `signal` aborts. A slow subscriber skips to the newest status; it never queues old ones.
+   */
+  watch(signal: AbortSignal): AsyncGenerator<SystemStatus>;
+  /** Subscribers watching now. */
+  readonly subscribers: number;
+}
+
+/**
+ * createStatusFeed runs `collect` every `intervalMs` while at least one subscriber watches, and
+ * hands every subscriber the same result: 1,000 watchers cost the Consul queries, mesh probes
+ * and Redis reads of one (before, every stream polled all of them on its own, so the load on
+ * Consul and Redis grew with the number of dashboards open). With no subscriber it collects
+ * nothing. A collect that throws is skipped; the next tick tries again.
+ */
+export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalMs: number): StatusFeed {
+  let subscribers = 0;
+  let latest: SystemStatus | undefined;
+  let changed = Promise.withResolvers<void>();
+  let running: Promise<void> | undefined;
+
+  const loop = async () => {
+    for (;;) {
+      // Checked and given up in one synchronous step: a subscriber arriving later starts a new loop.
+      if (subscribers === 0) {
+        latest = undefined; // the next subscriber starts from a fresh status, not an old one
+        running = undefined;
+        return;
+      }
+      const status = await collect().catch(() => undefined);
+      if (status && (!latest || !sameStatus(latest, status))) {
+        latest = status;
+        changed.resolve();
+        changed = Promise.withResolvers<void>();
+      }
+      await sleep(intervalMs);
+    }
+  };
+
+  return {
+    get subscribers() {
+      return subscribers;
+    },
+    async *watch(signal) {
+      subscribers++;
+      running ??= loop();
+      const aborted = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+      try {
+        let sent: SystemStatus | undefined;
+        while (!signal.aborted) {
+          if (latest && latest !== sent) {
+            sent = latest;
+            yield latest;
+            continue;
+          }
+          await Promise.race([changed.promise, aborted]);
+        }
+      } finally {
+        subscribers--;
+      }
+    },
+  };
+}
