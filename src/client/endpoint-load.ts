@@ -20,9 +20,10 @@ export class MutableEndpointLoad implements EndpointLoad {
     this.outstanding++;
   }
 
-  finished(latencyMs: number, nowMs: number): void {
+  /** An attempt ended; `latencyMs` undefined when its time says nothing about the instance (a caller's fault or cancellation). */
+  finished(latencyMs: number | undefined, nowMs: number): void {
     this.outstanding--;
-    this.#observe(latencyMs, nowMs);
+    if (latencyMs !== undefined) this.#observe(latencyMs, nowMs);
   }
 
   latencyCost(nowMs: number): number {

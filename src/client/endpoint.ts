@@ -3,11 +3,12 @@ import type http2 from "node:http2";
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import type { Endpoint } from "./balancer.js";
-import { createBreaker, type Breaker, type BreakerOptions } from "./breaker.js";
+import type { BreakerOptions } from "./breaker.js";
+import { EndpointHealth, type BreakerState } from "./endpoint-health.js";
 import { MutableEndpointLoad } from "./endpoint-load.js";
 import type { Instance } from "./instance.js";
 
-export type BreakerState = "closed" | "half_open" | "open";
+export type { BreakerState } from "./endpoint-health.js";
 
 /** Options shared by every endpoint of one mesh transport. */
 export interface EndpointOptions {
@@ -30,13 +31,17 @@ const leaveGraceMs = 30_000;
 
 /**
  * MeshEndpoint is one instance as the mesh transport uses it: one HTTP/2 connection (reused by
- * every call, reopened on demand, closed when the instance leaves), its breaker and its load.
+ * every call, reopened on demand, closed when the instance leaves), its health (the breaker)
+ * and its load.
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();
   readonly transport: Transport;
-  readonly breaker: Breaker | undefined;
-  breakerState: BreakerState = "closed";
+  readonly health: EndpointHealth;
+  /** performance.now() when the endpoint joined: slow start ramps its weight from there. */
+  joinedAt = performance.now();
+  /** The weight balancers use: the instance's, ramped up during slow start (set by the endpoint set). */
+  weight: number;
   #session: Http2SessionManager;
 
   constructor(
@@ -55,22 +60,13 @@ export class MeshEndpoint implements Endpoint {
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
     });
-    if (options.breaker !== false && options.rotation) {
-      const breaker = createBreaker(options.breaker, options.rotation);
-      const enter = (state: BreakerState) => () => {
-        this.breakerState = state;
-        options.onBreakerState(this, state);
-      };
-      breaker.on("open", enter("open"));
-      breaker.on("halfOpen", enter("half_open"));
-      breaker.on("close", enter("closed"));
-      this.breaker = breaker;
-    }
+    this.weight = instance.weight;
+    this.health = new EndpointHealth(options.breaker, options.rotation, (state) => options.onBreakerState(this, state));
   }
 
-  /** Runs one attempt through the breaker (when there is one). */
-  run<T>(attempt: () => Promise<T>): Promise<T> {
-    return this.breaker ? (this.breaker.fire(attempt) as Promise<T>) : attempt();
+  /** The breaker state, for inspection. */
+  get breakerState(): BreakerState {
+    return this.health.state;
   }
 
   /**
@@ -78,7 +74,7 @@ export class MeshEndpoint implements Endpoint {
    * closes when the calls in flight have finished, or after a grace period.
    */
   close(): void {
-    this.breaker?.shutdown();
+    this.health.close();
     const started = performance.now();
     const closeWhenIdle = () => {
       if (this.load.outstanding <= 0 || performance.now() - started > leaveGraceMs) {
