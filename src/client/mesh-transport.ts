@@ -293,8 +293,10 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       opensStream: true,
       replayable,
       hedge: undefined,
-      send: (endpoint, wireTimeoutMs, attemptSignal, headers) =>
-        endpoint.transport.stream(method, attemptSignal, wireTimeoutMs, headers, replayable ? toAsync(messages) : input, contextValues),
+      send: async (endpoint, wireTimeoutMs, attemptSignal, headers) => {
+        const response = await endpoint.transport.stream(method, attemptSignal, wireTimeoutMs, headers, replayable ? toAsync(messages) : input, contextValues);
+        return replayable ? await withFirstMessage(response) : response;
+      },
     };
     budget.deposit();
     let attempts = 0;
@@ -354,6 +356,31 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       stopTlsWatch();
     },
   };
+}
+
+/**
+ * withFirstMessage waits for a server stream's first message (or its end) before the stream
+ * counts as open. A server that fails before its first message answers "trailers-only", which
+ * connect reports only when the messages are read: without this, such a failure could never be
+ * retried on another instance. (connect-node servers send their headers with the first message
+ * anyway, so the open bound already applied to it.)
+ */
+async function withFirstMessage<R extends { message: AsyncIterable<unknown> }>(response: R): Promise<R> {
+  const iterator = response.message[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  async function* rest() {
+    if (first.done) return;
+    yield first.value;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  }
+  const messages = rest();
+  // Stopping early must stop the underlying stream too.
+  const stop = messages.return.bind(messages);
+  messages.return = async (value) => {
+    await iterator.return?.();
+    return stop(value);
+  };
+  return { ...response, message: messages };
 }
 
 async function* toAsync<T>(items: readonly T[]): AsyncIterable<T> {

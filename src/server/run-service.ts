@@ -12,6 +12,7 @@ import { unaryValidation } from "./interceptors/validation.js";
 import { commandAuth, parseStaticTokens } from "./interceptors/auth.js";
 import { errorMapping } from "./interceptors/errors.js";
 import { serverMetrics } from "./interceptors/metrics.js";
+import { loadShedding } from "./interceptors/load-shedding.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
 
@@ -57,7 +58,8 @@ const healthCheckIntervalMs = 2000;
  * Environment: `HOST` (default 127.0.0.1), `PORT` (default 0: any free port), `ADVERTISE_ADDRESS`
  * (default HOST), `INSTANCE_ID` (default name-uuid), `CONSUL_HTTP_ADDR` (default 127.0.0.1:8500),
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
- * `DRAIN_TIMEOUT_MS` (default 10000),
+ * `DRAIN_TIMEOUT_MS` (default 10000), `MAX_IN_FLIGHT_CALLS` (default 0: no limit; above it calls are
+ * refused with RESOURCE_EXHAUSTED and `grpc-retry-pushback-ms: SHED_PUSHBACK_MS`, default 0, -1 for "do not retry"),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
@@ -86,6 +88,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const checkTlsServerName = env.string("CONSUL_CHECK_TLS_SERVER_NAME", advertiseAddress);
   const authTokens = env.optionalString("AUTH_TOKENS");
   const jwtSecret = env.optionalString("AUTH_JWT_SECRET");
+  const maxInFlight = env.int("MAX_IN_FLIGHT_CALLS", 0, { min: 0 });
+  const pushbackMs = env.int("SHED_PUSHBACK_MS", 0, { min: -1 });
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
@@ -109,7 +113,16 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     host,
     port,
     // Outermost first: the span and the metrics see every call, validation failures included.
-    interceptors: [serverTracing(), serverMetrics(register), errorMapping(log), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
+    interceptors: [
+      serverTracing(),
+      serverMetrics(register),
+      errorMapping(log),
+      // Shedding comes before any work (auth, validation, the handler) and after the metrics, which count what it refused.
+      ...(maxInFlight > 0 ? [loadShedding({ maxInFlight, retryAfterMs: pushbackMs })] : []),
+      serverDeadline(),
+      ...(auth ? [auth] : []),
+      unaryValidation(createValidateInterceptor()),
+    ],
     metrics: register,
     ...(tlsCertFile && tlsKeyFile
       ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
