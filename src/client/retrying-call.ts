@@ -57,7 +57,7 @@ export interface LogicalCall<R> {
    * send makes one attempt on `endpoint`: `timeoutMs` for the wire (undefined: none), `signal`
    * aborts it (caller, lost hedge, bound on a stream's opening).
    */
-  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal, headers: Headers): Promise<R>;
+  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers): Promise<R>;
 }
 
 /** An attempt in flight or done. */
@@ -66,8 +66,11 @@ export interface Attempt {
   readonly kind: AttemptKind;
   readonly number: number;
   readonly started: number;
-  /** Aborts this attempt (and, for a stream, the open stream). */
-  readonly controller: AbortController;
+  /**
+   * Aborts this attempt (and, for a stream, the open stream). Only streams and hedged calls
+   * have one: a plain unary attempt is aborted by the caller's own signal, and saves the cost.
+   */
+  readonly controller: AbortController | undefined;
   /** Cleanup of the caller-signal link; called once the attempt is over. */
   readonly unlink: () => void;
   /** Settled once: load, metrics and health have been told. */
@@ -107,9 +110,9 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
     (tried ??= new Set()).add(pick.endpoint);
     const remaining = call.deadline - performance.now();
     attempts++;
-    const controller = new AbortController();
-    const onCallerAbort = () => controller.abort(call.signal?.reason);
-    call.signal?.addEventListener("abort", onCallerAbort, { once: true });
+    const controller = call.opensStream || call.hedge ? new AbortController() : undefined;
+    const onCallerAbort = () => controller?.abort(call.signal?.reason);
+    if (controller) call.signal?.addEventListener("abort", onCallerAbort, { once: true });
     const attempt: Attempt = {
       pick,
       kind,
@@ -133,15 +136,15 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
     const openTimer = call.opensStream
       ? setTimeout(() => {
           openTimedOut = true;
-          controller.abort(new ConnectError(`stream did not open within ${bound} ms`, Code.DeadlineExceeded));
+          controller?.abort(new ConnectError(`stream did not open within ${bound} ms`, Code.DeadlineExceeded));
         }, bound)
       : undefined;
     const finished = (async (): Promise<Finished> => {
       try {
-        const response = await call.send(pick.endpoint, wireTimeout, controller.signal, headers);
+        const response = await call.send(pick.endpoint, wireTimeout, controller?.signal ?? call.signal, headers);
         return { attempt, response, outcome: classify({ method: call.method, error: undefined, cancelled: false, deadlineWasCallers }, call.classifiers), sent: true };
       } catch (caught) {
-        const cancelled = !openTimedOut && controller.signal.aborted;
+        const cancelled = !openTimedOut && (controller?.signal.aborted ?? call.signal?.aborted ?? false);
         let error = attemptError(caught, pick.endpoint.instance.id, false, cancelled);
         if (openTimedOut) error = new ConnectError(`stream to instance ${pick.endpoint.instance.id} did not open within ${bound} ms`, Code.DeadlineExceeded, undefined, undefined, caught);
         const outcome = classify({ method: call.method, error, cancelled, deadlineWasCallers }, call.classifiers);
@@ -159,7 +162,7 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
   const cancelOthers = (winner: Attempt | undefined) => {
     for (const [attempt, finished] of inFlight) {
       if (attempt === winner) continue;
-      attempt.controller.abort(new ConnectError("another attempt answered first", Code.Canceled));
+      attempt.controller?.abort(new ConnectError("another attempt answered first", Code.Canceled));
       void finished.then((late) => {
         settleAttempt(env, call, late.attempt, late.outcome, late.error);
         recordAttempt(call.span, late.attempt, late.error?.code ?? 0);
@@ -251,8 +254,8 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
 
 /**
  * settleAttempt ends an attempt's bookkeeping, once: the outstanding count and latency sample
- * (none for a caller's fault or cancellation: its time says nothing about the instance), the
- * attempt metric, and the endpoint's health.
+ * (for a caller's fault or cancellation only a lower bound, which can never make the instance
+ * look faster), the attempt metric, and the endpoint's health.
  */
 export function settleAttempt(env: CallEnvironment, call: LogicalCall<unknown>, attempt: Attempt, outcome: Outcome, error: ConnectError | undefined, reportToHealth = true): void {
   if (attempt.settled) return;
@@ -261,7 +264,8 @@ export function settleAttempt(env: CallEnvironment, call: LogicalCall<unknown>, 
   const now = performance.now();
   const elapsed = now - attempt.started;
   const counts = outcome === "success" || outcome === "instance_failure";
-  attempt.pick.endpoint.load.finished(counts ? elapsed : undefined, now);
+  if (counts) attempt.pick.endpoint.load.finished(elapsed, now);
+  else attempt.pick.endpoint.load.finishedUnanswered(elapsed, now);
   env.endpoints.series(attempt.pick.endpoint)?.observeAttempt(call.method, error?.code ?? 0, elapsed / 1000);
   if (reportToHealth) reportHealth(env, attempt, outcome, error);
 }

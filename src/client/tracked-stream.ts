@@ -31,14 +31,14 @@ export function trackStream<T>(
     ended = true;
     open.delete(release);
     call.signal?.removeEventListener("abort", onAbort);
-    const cancelled = error?.code === Code.Canceled && (call.signal?.aborted === true || attempt.controller.signal.aborted);
+    const cancelled = error?.code === Code.Canceled && (call.signal?.aborted === true || attempt.controller?.signal.aborted === true);
     const outcome = classify({ method: call.method, error, cancelled, deadlineWasCallers: call.deadlineOnWire }, call.classifiers);
     // Health already heard the open; the end adds the load sample and the metrics.
     settleAttempt(env, call, attempt, outcome, error, false);
     onEnd(error?.code ?? 0, error);
   };
   const release = (why: ConnectError) => {
-    attempt.controller.abort(why);
+    attempt.controller?.abort(why);
     end(why);
   };
   const onAbort = () => end(new ConnectError("stream cancelled by the caller", Code.Canceled));
