@@ -84,7 +84,9 @@ export class EndpointSet {
         if (this.options.metrics) this.#series.set(endpoint, new EndpointSeries(this.options.metrics, this.options.service, instance.id));
       }
     }
-    this.#first = false;
+    // The first set that names instances is the starting pool (a resolver's set before its
+    // first answer is empty): only instances joining later are ramped.
+    if (instances.length > 0) this.#first = false;
     for (const [key, endpoint] of this.#endpoints) {
       if (seen.has(key)) continue;
       this.#endpoints.delete(key);
