@@ -4,23 +4,42 @@ import { codeName, type Observer } from "../common/code-observers.js";
 import { breakerStateValue, type ClientMetrics } from "./client-metrics.js";
 import type { BreakerState } from "./endpoint-health.js";
 
+/** The series of one service's instance in one registry, and how many endpoints write them. */
+interface SharedSeries {
+  holders: number;
+  attemptLabels: Map<string, string[]>;
+  states: Set<BreakerState>;
+}
+
+/** Per registry: two transports of one service write the same series; the last to let go removes them. */
+const sharedSeries = new WeakMap<ClientMetrics, Map<string, SharedSeries>>();
+
 /**
  * EndpointSeries are the Prometheus series of one instance of one transport (attempt durations,
  * breaker state and transitions). Instance ids change with every process (a fresh UUID per
  * start), so the series must go when the instance leaves, or every restart adds series forever:
- * `remove()` drops each series this endpoint created. Observers are cached per method and code,
- * so recording an attempt builds no label string on the hot path.
+ * `remove()` drops every series of the instance once no endpoint of any transport writes them.
+ * Observers are cached per method and code, so recording an attempt builds no label string on
+ * the hot path.
  */
 export class EndpointSeries {
   #attempts = new Map<DescMethod, Observer[]>();
-  #attemptLabels: string[][] = [];
-  #transitions = new Set<BreakerState>();
+  #shared: SharedSeries;
+  #key: string;
+  #removed = false;
 
   constructor(
     private readonly metrics: ClientMetrics,
     private readonly service: string,
     private readonly instance: string,
   ) {
+    this.#key = `${service}\n${instance}`;
+    let byKey = sharedSeries.get(metrics);
+    if (!byKey) sharedSeries.set(metrics, (byKey = new Map()));
+    let shared = byKey.get(this.#key);
+    if (!shared) byKey.set(this.#key, (shared = { holders: 0, attemptLabels: new Map(), states: new Set() }));
+    shared.holders++;
+    this.#shared = shared;
     metrics.breakerState.set({ service, instance }, breakerStateValue.closed);
   }
 
@@ -30,7 +49,7 @@ export class EndpointSeries {
     let observer = observers[code];
     if (!observer) {
       const labels = [this.service, method.name, this.instance, codeName(code)];
-      this.#attemptLabels.push(labels);
+      this.#shared.attemptLabels.set(labels.join("\n"), labels);
       observer = observers[code] = this.metrics.attempts.labels(...labels);
     }
     observer.observe(seconds);
@@ -39,14 +58,17 @@ export class EndpointSeries {
   breaker(state: BreakerState): void {
     this.metrics.breakerState.set({ service: this.service, instance: this.instance }, breakerStateValue[state]);
     this.metrics.breakerTransitions.inc({ service: this.service, instance: this.instance, state });
-    this.#transitions.add(state);
+    this.#shared.states.add(state);
   }
 
   remove(): void {
-    for (const labels of this.#attemptLabels) this.metrics.attempts.remove(...labels);
-    for (const state of this.#transitions) this.metrics.breakerTransitions.remove({ service: this.service, instance: this.instance, state });
-    this.metrics.breakerState.remove({ service: this.service, instance: this.instance });
+    if (this.#removed) return;
+    this.#removed = true;
     this.#attempts.clear();
-    this.#attemptLabels = [];
+    if (--this.#shared.holders > 0) return;
+    sharedSeries.get(this.metrics)?.delete(this.#key);
+    for (const labels of this.#shared.attemptLabels.values()) this.metrics.attempts.remove(...labels);
+    for (const state of this.#shared.states) this.metrics.breakerTransitions.remove({ service: this.service, instance: this.instance, state });
+    this.metrics.breakerState.remove({ service: this.service, instance: this.instance });
   }
 }

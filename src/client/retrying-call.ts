@@ -163,10 +163,9 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
     for (const [attempt, finished] of inFlight) {
       if (attempt === winner) continue;
       attempt.controller?.abort(new ConnectError("another attempt answered first", Code.Canceled));
-      void finished.then((late) => {
-        settleAttempt(env, call, late.attempt, late.outcome, late.error);
-        recordAttempt(call.span, late.attempt, late.error?.code ?? 0);
-      });
+      // Recorded now: the call's span ends before the cancelled attempt does.
+      recordAttempt(call.span, attempt, Code.Canceled);
+      void finished.then((late) => settleAttempt(env, call, late.attempt, late.outcome, late.error));
     }
     inFlight.clear();
   };

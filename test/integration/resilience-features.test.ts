@@ -5,7 +5,9 @@ import { Code, ConnectError, createClient, createContextValues, type Interceptor
 import { Registry } from "prom-client";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport, outcomeClassifierKey, registerBalancer, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
+import { eventually, jaegerQueryUrl } from "../support/infra.js";
 import { mutableResolver } from "../support/mutable-resolver.js";
+import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 /**
@@ -66,6 +68,24 @@ describe("mesh client resilience: hedging, pushback, slow start, classifier, int
       const slowEndpoint = transport.endpoints.find((e) => e.instance.id === slow.instanceId)!;
       await sleep(100);
       assert.equal(slowEndpoint.load.outstanding, 0, "the losing attempt is still in flight");
+    });
+
+    it("records each attempt as a span event with its instance and kind (first, hedge)", async () => {
+      startTestTelemetry();
+      const service = `echo-feat-trace-${run}`;
+      const resolver = mutableResolver([slow, fast].map((i) => ({ id: i.instanceId, port: i.port })));
+      const transport = createMeshTransport({ service, resolver, metrics: new Registry(), balancer: inOrder, hedging: { delayMs: 50 } });
+      transports.push(transport);
+      await createClient(EchoService, transport).echo({ message: "traced" });
+      type JaegerTrace = { spans: { tags: { key: string; value: unknown }[]; logs: { fields: { key: string; value: unknown }[] }[] }[] };
+      const span = await eventually("the client span in Jaeger", async () => {
+        const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${testCallerName}&tags=${encodeURIComponent(JSON.stringify({ "meshkit.service": service }))}&limit=5`);
+        const body = (await response.json()) as { data: JaegerTrace[] };
+        return body.data.flatMap((t) => t.spans).find((s) => s.tags.some((tag) => tag.key === "meshkit.service" && tag.value === service) && s.logs.length >= 2);
+      });
+      const attempts = span.logs.map((log) => Object.fromEntries(log.fields.map((f) => [f.key, f.value])));
+      const summary = attempts.map((a) => `${String(a["meshkit.attempt.kind"])}@${a["meshkit.instance"] === fast.instanceId ? "fast" : "slow"}`).sort();
+      assert.deepEqual(summary, ["first@slow", "hedge@fast"]);
     });
 
     it("can be turned on per method, and a spent retry budget stops hedges", async () => {
