@@ -31,7 +31,9 @@ export function echoFaultsFromEnv(env: NodeJS.ProcessEnv = process.env): EchoFau
   return {
     async apply(signal) {
       const wait = delayMs + (slow ? slowMs : 0);
-      if (wait > 0) await sleep(wait, undefined, { signal });
+      // A call that ends while waiting (its deadline passed, or the caller cancelled) ends with the
+      // reason connect gives (DEADLINE_EXCEEDED, CANCELED), not as an unexpected error (INTERNAL).
+      if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => Promise.reject(ConnectError.from(signal.reason, Code.Canceled)));
       if (failing) throw new ConnectError("injected fault: this instance is failing", Code.Unavailable);
     },
   };
