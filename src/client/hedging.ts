@@ -3,7 +3,8 @@
  * (`NO_SIDE_EFFECTS` or `IDEMPOTENT`; hedging is never applied to any other): when the first
  * attempt has not answered after a delay, a second one goes to another instance, and the first
  * answer wins (the others are cancelled). Hedges are paid from the retry budget, so they add at
- * most the budget's share of load (20% by default) however slow the service gets.
+ * most the budget's share of load (20% by default) however slow the service gets. Whatever the
+ * delay says, a hedge goes no later than half of what is left of the call's deadline.
  */
 export interface HedgingOptions {
   /** Attempts per call in all, the first included (hedges and retries alike). Default 2. */

@@ -174,7 +174,9 @@ export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Pr
   try {
     for (;;) {
       // Wait for an attempt to finish, or for the moment to hedge.
-      const hedgeAfter = hedging && attempts < maxAttempts ? call.hedge!.delay.current() : undefined;
+      // Never later than half of what is left of the deadline: a percentile inflated by a stall
+      // (or a fixed delay too long for this caller's deadline) must not leave no time to hedge.
+      const hedgeAfter = hedging && attempts < maxAttempts ? Math.min(call.hedge!.delay.current(), Math.max(0, (call.deadline - performance.now()) / 2)) : undefined;
       let hedgeTimer: NodeJS.Timeout | undefined;
       const events: Promise<Finished | "hedge">[] = [...inFlight.values()];
       if (hedgeAfter !== undefined) events.push(new Promise((resolve) => (hedgeTimer = setTimeout(() => resolve("hedge"), hedgeAfter))));
