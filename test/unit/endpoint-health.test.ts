@@ -4,7 +4,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { EndpointHealth, type BreakerState } from "../../src/client/endpoint-health.js";
-import { maxEjected } from "../../src/client/endpoint-set.js";
+import { createBalancer } from "../../src/client/balancer.js";
+import "../../src/client/balancer-round-robin.js";
+import { acquireBucketRotation } from "../../src/client/breaker.js";
+import { EndpointSet, maxEjected } from "../../src/client/endpoint-set.js";
 import { classify, defaultClassifier, type AttemptResult } from "../../src/client/outcome-classifier.js";
 
 const echo = EchoService.method.echo;
@@ -123,5 +126,59 @@ describe("maxEjected (the ejection cap)", () => {
     assert.equal(maxEjected(20, 10), 2);
     assert.equal(maxEjected(4, 100), 3);
     assert.equal(maxEjected(10, 50), 5);
+  });
+});
+
+describe("EndpointSet: the ejection cap and the half-open probe at pick time", () => {
+  const sets: EndpointSet[] = [];
+  const rotation = acquireBucketRotation(10_000);
+  after(() => {
+    sets.forEach((set) => set.close());
+    rotation.release();
+  });
+  const makeSet = (count: number, maxEjectionPercent = 10) => {
+    const set = new EndpointSet({
+      service: "unit",
+      balancer: createBalancer("round_robin"),
+      maxEjectionPercent,
+      slowStart: undefined,
+      metrics: undefined,
+      // No call is made: endpoints connect lazily, so these ports are never dialled.
+      endpoint: { tls: undefined, breaker: { consecutiveFailures: 1, volumeThreshold: 100, resetTimeoutMs: 60_000 }, rotation: rotation.rotation, interceptors: [], readMaxBytes: 1024, writeMaxBytes: 1024 },
+      onInstances: () => undefined,
+      onBreaker: () => undefined,
+    });
+    sets.push(set);
+    set.apply(Array.from({ length: count }, (_, i) => ({ id: `i${i}`, address: "127.0.0.1", port: 1 + i, weight: 1, tags: [], meta: {} })));
+    return set;
+  };
+  const eject = async (set: EndpointSet, index: number) => {
+    const endpoint = set.list[index]!;
+    set.finished({ endpoint, admission: endpoint.health.admit() }, "instance_failure", failure(Code.Unavailable));
+    await sleep(0);
+    assert.equal(endpoint.health.state, "open");
+  };
+  const picked = (set: EndpointSet, n = 200) => {
+    const ids = new Set<string>();
+    for (let i = 0; i < n; i++) ids.add(set.pick(undefined)!.endpoint.instance.id);
+    return ids;
+  };
+
+  it("of 11 instances with 3 breakers open, only the first opened (10%, at least one) leaves the picks", async () => {
+    const set = makeSet(11);
+    for (const index of [4, 7, 9]) await eject(set, index);
+    const ids = picked(set);
+    assert.equal(ids.size, 10);
+    assert.ok(!ids.has("i4"));
+    assert.ok(ids.has("i7") && ids.has("i9"));
+  });
+
+  it("never ejects the last instance, and a higher cap ejects more", async () => {
+    const single = makeSet(1);
+    await eject(single, 0);
+    assert.deepEqual([...picked(single, 10)], ["i0"]);
+    const generous = makeSet(4, 50);
+    for (const index of [0, 1, 2]) await eject(generous, index);
+    assert.deepEqual([...picked(generous)].sort(), ["i2", "i3"]);
   });
 });
