@@ -83,7 +83,11 @@ async function main() {
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "5s", OTEL_TRACES_SAMPLER: "always_off", ECHO_FAULT_SIGNALS: "1", ECHO_SLOW_MS: "2000" };
     // Started a few at a time: eleven tsx start-ups at once would take the two cores for long.
     for (let i = 0; i < instanceCount; i += 4) {
-      instances.push(...(await Promise.all(Array.from({ length: Math.min(4, instanceCount - i) }, () => startServiceProcess("src/reference/services/echo/main.ts", env, { readyTimeoutMs: 60_000 })))));
+      // allSettled: the ones that started are stopped at the end even when another failed.
+      const started = await Promise.allSettled(Array.from({ length: Math.min(4, instanceCount - i) }, () => startServiceProcess("src/reference/services/echo/main.ts", env, { readyTimeoutMs: 60_000 })));
+      for (const result of started) if (result.status === "fulfilled") instances.push(result.value);
+      const failed = started.find((result) => result.status === "rejected");
+      if (failed) throw failed.reason;
     }
     await eventually("the instances to pass in Consul", async () => {
       const passing = (await consul.health.service({ service, passing: true })) as unknown[];
