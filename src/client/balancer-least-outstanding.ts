@@ -1,4 +1,4 @@
-import { registerBalancer, type Balancer } from "./balancer.js";
+import { registerBalancer, type Balancer, weightOf } from "./balancer.js";
 import { twoChoicesBalancer } from "./balancer-two-choices.js";
 
 /**
@@ -9,7 +9,7 @@ import { twoChoicesBalancer } from "./balancer-two-choices.js";
 export function leastOutstandingBalancer(random?: () => number): Balancer {
   return twoChoicesBalancer(
     "least_outstanding",
-    (endpoint) => endpoint.load.outstanding / endpoint.instance.weight,
+    (endpoint) => endpoint.load.outstanding / weightOf(endpoint),
     random,
   );
 }

@@ -1,4 +1,4 @@
-import { registerBalancer, type Balancer } from "./balancer.js";
+import { registerBalancer, type Balancer, weightOf } from "./balancer.js";
 import { twoChoicesBalancer } from "./balancer-two-choices.js";
 
 /**
@@ -19,7 +19,7 @@ export function peakEwmaBalancer(random?: () => number): Balancer {
       // No latency seen yet: a busy unknown endpoint is a bad bet, an idle one a free probe
       // (Finagle's "penalty" rule).
       const cost = latency === 0 ? (outstanding === 0 ? 0 : unknownLatencyPenalty + outstanding) : latency * (outstanding + 1);
-      return cost / endpoint.instance.weight;
+      return cost / weightOf(endpoint);
     },
     random,
   );

@@ -1,4 +1,4 @@
-import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer } from "./balancer.js";
+import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer, weightOf } from "./balancer.js";
 import { createWeightedIndex, uniformWeights } from "./weighted-index.js";
 
 /**
@@ -11,7 +11,7 @@ export function randomBalancer(random: () => number = Math.random): Balancer {
     picker(endpoints) {
       const n = endpoints.length;
       if (n === 0) return emptyPicker;
-      const weights = endpoints.map((endpoint) => endpoint.instance.weight);
+      const weights = endpoints.map((endpoint) => weightOf(endpoint));
       const weighted = uniformWeights(weights) ? undefined : createWeightedIndex(weights);
       return {
         pick(exclude) {

@@ -1,4 +1,4 @@
-import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer, type Endpoint } from "./balancer.js";
+import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer, type Endpoint, weightOf } from "./balancer.js";
 import { uniformWeights } from "./weighted-index.js";
 
 /** The longest weighted schedule kept; larger weight sums are scaled down to fit. */
@@ -30,8 +30,12 @@ export function roundRobinBalancer(): Balancer {
 }
 
 function weightedSchedule(endpoints: readonly Endpoint[]): readonly Endpoint[] {
-  const weights = endpoints.map((endpoint) => Math.max(1, Math.round(endpoint.instance.weight)));
-  if (uniformWeights(weights)) return endpoints;
+  const exact = endpoints.map((endpoint) => weightOf(endpoint));
+  if (uniformWeights(exact)) return endpoints;
+  // Weights may be fractions (slow start ramps 1 up from 0.1): integers in tenths of the
+  // smallest keep their ratios to 10%, then the gcd shortens the schedule again.
+  const smallest = Math.min(...exact.filter((weight) => weight > 0));
+  const weights = exact.map((weight) => Math.max(1, Math.round((weight / smallest) * 10)));
   const divisor = weights.reduce(gcd);
   let scaled = weights.map((weight) => weight / divisor);
   const total = scaled.reduce((sum, weight) => sum + weight, 0);

@@ -1,4 +1,4 @@
-import { emptyPicker, firstNotExcluded, type Balancer, type Endpoint, type Picker } from "./balancer.js";
+import { emptyPicker, firstNotExcluded, type Balancer, type Endpoint, type Picker, weightOf } from "./balancer.js";
 import { createWeightedIndex, uniformWeights } from "./weighted-index.js";
 
 /**
@@ -15,7 +15,7 @@ export function twoChoicesPicker(
 ): Picker {
   const n = endpoints.length;
   if (n === 0) return emptyPicker;
-  const weights = endpoints.map((endpoint) => endpoint.instance.weight);
+  const weights = endpoints.map((endpoint) => weightOf(endpoint));
   const weighted = uniformWeights(weights) ? undefined : createWeightedIndex(weights);
   const draw = weighted ? () => weighted.draw(random) : () => Math.floor(random() * n);
   return {

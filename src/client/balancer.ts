@@ -18,6 +18,16 @@ export interface EndpointLoad {
 export interface Endpoint {
   readonly instance: Instance;
   readonly load: EndpointLoad;
+  /**
+   * The share of traffic to give it now, when it differs from `instance.weight` (the mesh
+   * transport ramps a newly joined instance up during slow start). Read it with `weightOf`.
+   */
+  readonly weight?: number;
+}
+
+/** weightOf is the weight a balancer should use for `endpoint`: its current one, else its instance's. */
+export function weightOf(endpoint: Endpoint): number {
+  return endpoint.weight ?? endpoint.instance.weight;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { EventEmitter } from "node:events";
-import { Code, ConnectError } from "@connectrpc/connect";
 import CircuitBreaker from "opossum";
 
 /** BreakerOptions configure the circuit breaker of each instance (opossum). */
@@ -27,26 +26,10 @@ export interface BreakerOptions {
 export type Breaker = CircuitBreaker<[() => Promise<unknown>], unknown>;
 
 /**
- * Codes that say the instance is unwell. Everything else (INVALID_ARGUMENT, NOT_FOUND,
- * PERMISSION_DENIED, a caller's CANCELED, ...) is an answer about the request, and a healthy
- * instance gives it: it must not open the breaker.
- */
-const instanceFailureCodes = new Set<Code>([
-  Code.Unavailable,
-  Code.DeadlineExceeded,
-  Code.Internal,
-  Code.Unknown,
-  Code.DataLoss,
-  Code.ResourceExhausted,
-]);
-
-/** Whether `error` counts against the instance's breaker. */
-export function isInstanceFailure(error: unknown): boolean {
-  return instanceFailureCodes.has(ConnectError.from(error).code);
-}
-
-/**
- * createBreaker wraps an instance's attempts in an opossum circuit breaker.
+ * createBreaker makes the opossum circuit breaker of one instance. It is only ever told outcomes
+ * the classifier counts (successes and instance failures, see EndpointHealth), so it needs no
+ * error filter: opossum reports a filtered error as a success, which would close a half-open
+ * breaker on a caller's mistake.
  *
  * Its own timer is off (`timeout: false`): opossum's timeout does not cancel the call it gives
  * up on, so the attempt timeout is instead the gRPC deadline of the attempt, which cancels the
@@ -66,11 +49,8 @@ export function createBreaker(options: BreakerOptions, rotation: EventEmitter): 
     rollingPercentilesEnabled: false,
     enableSnapshots: false,
     rotateBucketController: rotation,
-    // opossum: returning true means "do not count this error as a failure".
-    errorFilter: (error: unknown) => !isInstanceFailure(error),
   });
-  // opossum has no consecutive-failure trigger: count runs of failures here. ("success" is also
-  // what opossum emits for a filtered error, which rightly ends a run.)
+  // opossum has no consecutive-failure trigger: count runs of failures here.
   const limit = options.consecutiveFailures ?? 5;
   let run = 0;
   breaker.on("success", () => (run = 0));
@@ -79,11 +59,6 @@ export function createBreaker(options: BreakerOptions, rotation: EventEmitter): 
   });
   breaker.on("close", () => (run = 0));
   return breaker;
-}
-
-/** True when `error` is opossum's refusal of a call because the breaker is open. */
-export function isBreakerOpen(error: unknown): boolean {
-  return (error as { code?: unknown } | undefined)?.code === "EOPENBREAKER";
 }
 
 /**

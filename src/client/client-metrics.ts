@@ -19,8 +19,12 @@ export interface ClientMetrics {
   breakerTransitions: Counter<"service" | "instance" | "state">;
   resolverInstances: Gauge<"service">;
   resolverStaleness: Gauge<"service">;
-  /** Staleness sources read at scrape time, by service. */
-  stalenessSources: Map<string, () => number>;
+  /**
+   * Staleness sources read at scrape time, one per transport (keyed by the transport, so that
+   * closing one of two transports of a service leaves the other's); a service reports its
+   * freshest source.
+   */
+  stalenessSources: Map<object, { service: string; stalenessMs: () => number }>;
 }
 
 const byRegistry = new WeakMap<Registry, ClientMetrics>();
@@ -29,7 +33,7 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
   let metrics = byRegistry.get(registry);
   if (metrics) return metrics;
   const registers = [registry];
-  const stalenessSources = new Map<string, () => number>();
+  const stalenessSources: ClientMetrics["stalenessSources"] = new Map();
   metrics = {
     calls: new Histogram({
       name: "meshkit_client_call_duration_seconds",
@@ -81,7 +85,10 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
       labelNames: ["service"],
       registers,
       collect() {
-        for (const [service, staleness] of stalenessSources) this.set({ service }, staleness() / 1000);
+        const freshest = new Map<string, number>();
+        for (const { service, stalenessMs } of stalenessSources.values()) freshest.set(service, Math.min(freshest.get(service) ?? Infinity, stalenessMs()));
+        this.reset(); // a service whose last transport closed has no series
+        for (const [service, ms] of freshest) this.set({ service }, ms / 1000);
       },
     }),
     stalenessSources,

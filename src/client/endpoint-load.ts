@@ -20,9 +20,21 @@ export class MutableEndpointLoad implements EndpointLoad {
     this.outstanding++;
   }
 
+  /** An attempt the instance answered (well or as an instance failure) ended after `latencyMs`. */
   finished(latencyMs: number, nowMs: number): void {
     this.outstanding--;
     this.#observe(latencyMs, nowMs);
+  }
+
+  /**
+   * An attempt ended without an answer that tells about the instance: the caller cancelled it,
+   * its deadline ran out, or a hedge won. Its time is only a lower bound of the instance's
+   * latency: it may raise the estimate (an instance that has not answered in 1 s is at least that
+   * slow), never lower it (a call cancelled after 1 ms must not make a hung instance look fast).
+   */
+  finishedUnanswered(elapsedMs: number, nowMs: number): void {
+    this.outstanding--;
+    if (elapsedMs > this.latencyCost(nowMs)) this.#observe(elapsedMs, nowMs);
   }
 
   latencyCost(nowMs: number): number {

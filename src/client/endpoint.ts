@@ -2,12 +2,13 @@ import type { EventEmitter } from "node:events";
 import type http2 from "node:http2";
 import type { Interceptor } from "@connectrpc/connect";
 import type { Endpoint } from "./balancer.js";
-import { createBreaker, type Breaker, type BreakerOptions } from "./breaker.js";
+import type { BreakerOptions } from "./breaker.js";
+import { EndpointHealth, type BreakerState } from "./endpoint-health.js";
 import { MutableEndpointLoad } from "./endpoint-load.js";
 import { createGrpcJsTransport, type GrpcJsTransport } from "./grpc-js-transport.js";
 import type { Instance } from "./instance.js";
 
-export type BreakerState = "closed" | "half_open" | "open";
+export type { BreakerState } from "./endpoint-health.js";
 
 /** Options shared by every endpoint of one mesh transport. */
 export interface EndpointOptions {
@@ -31,13 +32,16 @@ const leaveGraceMs = 30_000;
 /**
  * MeshEndpoint is one instance as the mesh transport uses it: one grpc-js channel (one HTTP/2
  * connection reused by every call, pinged, reopened on demand, closed when the instance leaves;
- * see grpc-js-transport.ts), its breaker and its load.
+ * see grpc-js-transport.ts), its health (the breaker) and its load.
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();
   readonly transport: GrpcJsTransport;
-  readonly breaker: Breaker | undefined;
-  breakerState: BreakerState = "closed";
+  readonly health: EndpointHealth;
+  /** performance.now() when the endpoint joined: slow start ramps its weight from there. */
+  joinedAt = performance.now();
+  /** The weight balancers use: the instance's, ramped up during slow start (set by the endpoint set). */
+  weight: number;
 
   constructor(
     public instance: Instance,
@@ -51,22 +55,13 @@ export class MeshEndpoint implements Endpoint {
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
     });
-    if (options.breaker !== false && options.rotation) {
-      const breaker = createBreaker(options.breaker, options.rotation);
-      const enter = (state: BreakerState) => () => {
-        this.breakerState = state;
-        options.onBreakerState(this, state);
-      };
-      breaker.on("open", enter("open"));
-      breaker.on("halfOpen", enter("half_open"));
-      breaker.on("close", enter("closed"));
-      this.breaker = breaker;
-    }
+    this.weight = instance.weight;
+    this.health = new EndpointHealth(options.breaker, options.rotation, (state) => options.onBreakerState(this, state));
   }
 
-  /** Runs one attempt through the breaker (when there is one). */
-  run<T>(attempt: () => Promise<T>): Promise<T> {
-    return this.breaker ? (this.breaker.fire(attempt) as Promise<T>) : attempt();
+  /** The breaker state, for inspection. */
+  get breakerState(): BreakerState {
+    return this.health.state;
   }
 
   /**
@@ -74,7 +69,7 @@ export class MeshEndpoint implements Endpoint {
    * closes when the calls in flight have finished, or after a grace period.
    */
   close(): void {
-    this.breaker?.shutdown();
+    this.health.close();
     const started = performance.now();
     const closeWhenIdle = () => {
       if (this.load.outstanding <= 0 || performance.now() - started > leaveGraceMs) {

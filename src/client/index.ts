@@ -1,6 +1,7 @@
 /**
- * The mesh client: Consul discovery, pluggable balancers, per-instance circuit breakers,
- * failover, budgeted retries, tracing and metrics, behind one Connect `Transport`.
+ * The mesh client: Consul discovery, pluggable balancers, per-instance circuit breakers with an
+ * ejection cap, one outcome classifier, failover, budgeted retries and hedging, server pushback,
+ * slow start, tracing and metrics, behind one Connect `Transport`.
  *
  * ```ts
  * import { createClient } from "@connectrpc/connect";
@@ -8,8 +9,12 @@
  * const echo = createClient(EchoService, createMeshTransport({ service: "echo", consul }));
  * ```
  */
-export { createMeshTransport, type MeshTransport, type MeshTransportOptions, type MeshEvent, type RetryOptions } from "./mesh-transport.js";
-export { registerBalancer, createBalancer, balancerNames, firstNotExcluded, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancer.js";
+export { createMeshTransport, type MeshTransport, type MeshTransportOptions, type MeshEvent, type MethodOptions, type RetryOptions } from "./mesh-transport.js";
+export { defaultClassifier, outcomeClassifierKey, type AttemptResult, type Outcome, type OutcomeClassifier } from "./outcome-classifier.js";
+export type { HedgingOptions } from "./hedging.js";
+export type { SlowStartOptions } from "./endpoint-set.js";
+export { pushbackHeader, type Pushback } from "./pushback.js";
+export { registerBalancer, createBalancer, balancerNames, firstNotExcluded, weightOf, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancer.js";
 export { roundRobinBalancer } from "./balancer-round-robin.js";
 export { randomBalancer } from "./balancer-random.js";
 export { leastOutstandingBalancer } from "./balancer-least-outstanding.js";

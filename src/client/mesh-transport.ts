@@ -1,25 +1,28 @@
-import { readFileSync } from "node:fs";
-import type http2 from "node:http2";
-import { setTimeout as sleep } from "node:timers/promises";
-import { watchTlsFiles } from "../platform/tls-files.js";
-import type { DescMessage, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
-import type { Span } from "@opentelemetry/api";
+import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import type { Registry } from "prom-client";
 import { inheritedDeadline } from "../common/deadline.js";
-import type { ConsulClient } from "../platform/consul.js";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { createBalancer, emptyPicker, type Balancer, type Picker } from "./balancer.js";
-import { acquireBucketRotation, isBreakerOpen, type BreakerOptions } from "./breaker.js";
 import { CodeObservers } from "../common/code-observers.js";
-import { breakerStateValue, clientMetrics } from "./client-metrics.js";
-import { endCallSpan, injectTraceContext, startCallSpan } from "./client-tracing.js";
-import { MeshEndpoint, type BreakerState } from "./endpoint.js";
+import type { ConsulClient } from "../platform/consul.js";
+import type { BackoffOptions } from "./backoff.js";
+import { createBalancer, type Balancer } from "./balancer.js";
+import { acquireBucketRotation, type BreakerOptions } from "./breaker.js";
+import { clientMetrics } from "./client-metrics.js";
+import { clientTls, type ClientTlsFiles } from "./client-tls.js";
+import { endCallSpan, startCallSpan } from "./client-tracing.js";
+import type { MeshEndpoint } from "./endpoint.js";
+import type { BreakerState } from "./endpoint-health.js";
+import { EndpointSet, type SlowStartOptions } from "./endpoint-set.js";
+import { HedgeDelay, type HedgingOptions } from "./hedging.js";
 import type { Instance } from "./instance.js";
+import { outcomeClassifierKey, type OutcomeClassifier } from "./outcome-classifier.js";
 import type { Resolver } from "./resolver.js";
 import { consulResolver, type ConsulResolverOptions } from "./resolver-consul.js";
-import { attemptError, isRetryable, neverSent } from "./retry-policy.js";
 import { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "./retry-budget.js";
+import { isIdempotent } from "./retry-policy.js";
+import { runCall, type CallEnvironment, type LogicalCall } from "./retrying-call.js";
+import { trackStream, type OpenStreams } from "./tracked-stream.js";
 // The built-in balancers register themselves by name.
 import "./balancer-round-robin.js";
 import "./balancer-random.js";
@@ -37,13 +40,24 @@ export interface RetryOptions {
   budget?: RetryBudget | RetryBudgetOptions;
 }
 
+/** MethodOptions override the transport's settings for one method. */
+export interface MethodOptions {
+  /** Decides this method's attempt outcomes before the transport's classifier. */
+  classifier?: OutcomeClassifier;
+  /** Hedging for this method (only if the proto marks it idempotent); false turns it off. */
+  hedging?: HedgingOptions | false;
+}
+
 /** MeshTransportOptions configure `createMeshTransport`. */
 export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "service"> {
   /** Service name in Consul. */
   service: string;
   /** Consul client to resolve through; or give `resolver`. */
   consul?: ConsulClient;
-  /** Any other source of instances (a static list in tests, another registry). */
+  /**
+   * Any other source of instances (a static list in tests, another registry). It stays the
+   * caller's: `close()` leaves it open.
+   */
   resolver?: Resolver;
   /**
    * Balancer by registered name ("round_robin", "random", "least_outstanding", "peak_ewma") or
@@ -52,14 +66,33 @@ export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "servi
   balancer?: string | Balancer;
   /** Circuit breaker of each instance; false turns breakers off. */
   breaker?: BreakerOptions | false;
+  /**
+   * The largest share of instances, in percent, that breakers may take out of picks at once
+   * (Envoy's `max_ejection_percent`). Default 10. At least one instance may be ejected, and one
+   * always stays: a fault every instance shares cannot empty the pool.
+   */
+  maxEjectionPercent?: number;
   /** Retries and failover; false makes one attempt per call. */
   retry?: RetryOptions | false;
-  /** Deadline of a call whose caller gives none, in ms. Default 10 000. */
+  /**
+   * Hedged requests for every method the proto marks idempotent; off by default (`false`).
+   * `methods` can turn it on or off per method.
+   */
+  hedging?: HedgingOptions | false;
+  /** Ramps the weight of a newly joined instance up over a window; off by default. */
+  slowStart?: SlowStartOptions;
+  /** Decides attempt outcomes before the built-in classifier; see `OutcomeClassifier`. */
+  classifier?: OutcomeClassifier;
+  /** Per-method settings, keyed by method name ("GetOrder") or full name ("meshkit.orders.v1.OrderService/GetOrder"). */
+  methods?: Record<string, MethodOptions>;
+  /** Deadline of a call whose caller gives none, in ms. Default 10 000. (A stream's bounds only its opening.) */
   timeoutMs?: number;
-  /** Longest one attempt may take before it is abandoned for another instance, in ms. Default 5 000. */
+  /** Longest one attempt (or a stream's opening) may take before it is abandoned for another instance, in ms. Default 5 000. */
   attemptTimeoutMs?: number;
-  /** Interceptors run around each attempt, on the instance's own transport. */
+  /** Interceptors around each attempt, on the instance's own transport. */
   interceptors?: Interceptor[];
+  /** Interceptors around the whole logical call (all its attempts), outermost first. */
+  callInterceptors?: Interceptor[];
   /** Largest message read or written, in bytes. Default 4 MiB. */
   readMaxBytes?: number;
   writeMaxBytes?: number;
@@ -72,7 +105,7 @@ export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "servi
    * certificate (mutual TLS). Files are re-read when they change. `serverName` overrides the name
    * checked against the server certificate (default: the instance address).
    */
-  tls?: { caFile: string; certFile?: string; keyFile?: string; serverName?: string };
+  tls?: ClientTlsFiles;
 }
 
 export type MeshEvent =
@@ -83,19 +116,20 @@ export type MeshEvent =
 export interface MeshTransport extends Transport {
   /** The endpoints in use, for inspection. */
   readonly endpoints: readonly MeshEndpoint[];
-  /** Stops the watch (when it was the last user), breakers and connections. */
+  /** Stops the watch it made (when it was the last user), breakers, open streams and connections. */
   close(): void;
 }
 
 /**
  * createMeshTransport returns a Connect `Transport` whose every call is resolved through Consul
  * (a cached watch, never a registry round-trip per call), balanced, guarded by a circuit breaker
- * per instance, failed over and retried under a budget, and traced.
+ * per instance, failed over, retried or hedged under a budget, and traced.
  *
- * The call path, in this fixed order: deadline (the caller's, else the one inherited from the
- * call being served, else `timeoutMs`) -> tracing span -> [ pick (skipping open breakers and
- * instances already tried) -> breaker -> attempt with its own deadline ] repeated while the
- * failure allows a retry, attempts and the budget remain, after backoff.
+ * The call path, in this fixed order: call interceptors -> deadline (the caller's, else the one
+ * inherited from the call being served, else `timeoutMs`) -> tracing span -> [ pick (the
+ * endpoint set: breakers, ejection cap, half-open probe, slow start) -> attempt interceptors ->
+ * attempt with its own deadline -> one outcome classification, read by health, load and retry ]
+ * repeated while the outcome allows a retry or a hedge, attempts and the budget remain.
  *
  * ```ts
  * const transport = createMeshTransport({ service: "echo", consul, balancer: "round_robin" });
@@ -105,97 +139,78 @@ export interface MeshTransport extends Transport {
  */
 export function createMeshTransport(options: MeshTransportOptions): MeshTransport {
   const service = options.service;
+  const ownsResolver = !options.resolver;
   const resolver = options.resolver ?? (options.consul ? consulResolver(options.consul, options) : undefined);
   if (!resolver) throw new Error("createMeshTransport needs `consul` or `resolver`");
   const balancer = typeof options.balancer === "object" ? options.balancer : createBalancer(options.balancer ?? "peak_ewma");
   const retry = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
-  const maxAttempts = Math.max(1, retry.maxAttempts ?? 3);
   const budget = retry.budget && "tryWithdraw" in retry.budget ? retry.budget : createRetryBudget(retry.budget);
   const defaultTimeoutMs = options.timeoutMs ?? 10_000;
-  const attemptTimeoutMs = options.attemptTimeoutMs ?? 5_000;
   const metrics = options.metrics === false ? undefined : clientMetrics(options.metrics);
-  const rotationWindow = options.breaker === false ? undefined : options.breaker?.rollingWindowMs;
-  const rotation = options.breaker === false ? undefined : acquireBucketRotation(rotationWindow);
+  const rotation = options.breaker === false ? undefined : acquireBucketRotation(options.breaker?.rollingWindowMs);
   const onEvent = options.onEvent ?? (() => undefined);
+  const { tls, stop: stopTlsWatch } = clientTls(options.tls);
 
   // Series that exist from the start, so dashboards and alerts have data before the first event.
   metrics?.budgetExhausted.inc({ service }, 0);
   const callObservers = metrics && new CodeObservers((method, code) => metrics.calls.labels(service, method.name, code));
-  const attemptObservers = new WeakMap<MeshEndpoint, CodeObservers>();
-  const observeAttempt = (endpoint: MeshEndpoint, method: DescMethodUnary | DescMethodStreaming, code: Code | 0, seconds: number) => {
-    if (!metrics) return;
-    let observers = attemptObservers.get(endpoint);
-    if (!observers) {
-      observers = new CodeObservers((m, c) => metrics.attempts.labels(service, m.name, endpoint.instance.id, c));
-      attemptObservers.set(endpoint, observers);
-    }
-    observers.observe(method, code, seconds);
-  };
 
-  // --- the endpoint set, rebuilt from the resolver, and the picker over those that can take calls
-  const endpoints = new Map<string, MeshEndpoint>();
-  let picker: Picker = emptyPicker;
-  let endpointList: MeshEndpoint[] = [];
-  const rebuildPicker = () => {
-    endpointList = [...endpoints.values()];
-    picker = balancer.picker(endpointList.filter((endpoint) => endpoint.breakerState !== "open"));
-  };
-  const onBreakerState = (endpoint: MeshEndpoint, state: BreakerState) => {
-    metrics?.breakerState.set({ service, instance: endpoint.instance.id }, breakerStateValue[state]);
-    metrics?.breakerTransitions.inc({ service, instance: endpoint.instance.id, state });
-    onEvent({ type: "breaker", service, instance: endpoint.instance.id, state });
-    if (endpoints.get(endpointKey(endpoint.instance)) === endpoint) rebuildPicker();
-  };
-  const tls = options.tls && clientTlsOptions(options.tls);
-  const stopTlsWatch =
-    tls && options.tls?.certFile && options.tls.keyFile
-      ? watchTlsFiles(
-          { certFile: options.tls.certFile, keyFile: options.tls.keyFile, caFile: options.tls.caFile },
-          (fresh) => Object.assign(tls, fresh),
-          () => undefined, // a half-written file: keep the old material, the next change retries
-        )
-      : () => undefined;
-  const endpointOptions = {
-    tls,
-    breaker: options.breaker ?? {},
-    rotation: rotation?.rotation,
-    interceptors: options.interceptors ?? [],
-    readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
-    writeMaxBytes: options.writeMaxBytes ?? 4 * 1024 * 1024,
-    onBreakerState,
-  };
-  const applyInstances = (instances: readonly Instance[]) => {
-    const seen = new Set<string>();
-    for (const instance of instances) {
-      const key = endpointKey(instance);
-      seen.add(key);
-      const existing = endpoints.get(key);
-      if (existing) existing.instance = instance; // weight, tags or meta may have changed
-      else {
-        endpoints.set(key, new MeshEndpoint(instance, endpointOptions));
-        metrics?.breakerState.set({ service, instance: instance.id }, breakerStateValue.closed);
+  const endpoints = new EndpointSet({
+    service,
+    balancer,
+    maxEjectionPercent: options.maxEjectionPercent ?? 10,
+    slowStart: options.slowStart,
+    metrics,
+    endpoint: {
+      tls,
+      breaker: options.breaker ?? {},
+      rotation: rotation?.rotation,
+      interceptors: options.interceptors ?? [],
+      readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+      writeMaxBytes: options.writeMaxBytes ?? 4 * 1024 * 1024,
+    },
+    onInstances: (instances) => onEvent({ type: "instances", service, instances }),
+    onBreaker: (instance, state) => onEvent({ type: "breaker", service, instance, state }),
+  });
+  endpoints.apply(resolver.instances);
+  const unsubscribe = resolver.subscribe((instances) => endpoints.apply(instances));
+  const stalenessKey = {};
+  metrics?.stalenessSources.set(stalenessKey, { service, stalenessMs: () => resolver.stalenessMs() });
+
+  const env: CallEnvironment = {
+    service,
+    endpoints,
+    budget,
+    maxAttempts: Math.max(1, retry.maxAttempts ?? 3),
+    backoff: retry.backoff,
+    attemptTimeoutMs: options.attemptTimeoutMs ?? 5_000,
+    onRetry: (method, reason) => metrics?.retries.inc({ service, method: method.name, reason }),
+    onBudgetExhausted: () => metrics?.budgetExhausted.inc({ service }),
+    noInstanceError: (tried, last) => {
+      if (last) return last;
+      if (endpoints.list.length === 0) {
+        const why = resolver.lastError ? ` (${resolver.lastError.message})` : "";
+        return new ConnectError(`no passing instance of "${service}"${why}`, Code.Unavailable);
       }
-    }
-    for (const [key, endpoint] of endpoints) {
-      if (seen.has(key)) continue;
-      endpoints.delete(key);
-      endpoint.close();
-      metrics?.breakerState.remove({ service, instance: endpoint.instance.id });
-    }
-    rebuildPicker();
-    metrics?.resolverInstances.set({ service }, instances.length);
-    onEvent({ type: "instances", service, instances });
+      if (!tried) return new ConnectError(`all ${endpoints.list.length} instances of "${service}" have open circuit breakers`, Code.Unavailable);
+      return new ConnectError(`every instance of "${service}" was tried`, Code.Unavailable);
+    },
   };
-  applyInstances(resolver.instances);
-  const unsubscribe = resolver.subscribe(applyInstances);
-  metrics?.stalenessSources.set(service, () => resolver.stalenessMs());
 
-  // --- one call
-  const deadlineOf = (timeoutMs: number | undefined): number => {
-    const own = performance.now() + (timeoutMs ?? defaultTimeoutMs);
-    const inherited = inheritedDeadline();
-    return inherited === undefined ? own : Math.min(own, inherited);
+  const methodOptions = (method: DescMethod): MethodOptions | undefined =>
+    options.methods?.[method.name] ?? options.methods?.[`${method.parent.typeName}/${method.name}`];
+  // One hedge delay per method: each keeps its own latency percentile.
+  const hedgeDelays = new Map<DescMethod, { delay: HedgeDelay; maxAttempts: number } | undefined>();
+  const hedgeOf = (method: DescMethod) => {
+    if (hedgeDelays.has(method)) return hedgeDelays.get(method);
+    const perMethod = methodOptions(method)?.hedging;
+    const hedging = perMethod === undefined ? options.hedging : perMethod;
+    const hedge = hedging && isIdempotent(method) ? { delay: new HedgeDelay(hedging), maxAttempts: Math.max(2, hedging.maxAttempts ?? 2) } : undefined;
+    hedgeDelays.set(method, hedge);
+    return hedge;
   };
+
+  const openStreams: OpenStreams = new Set();
 
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
@@ -209,231 +224,165 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     }
   };
 
-  const noInstanceError = (tried: ReadonlySet<MeshEndpoint> | undefined, last: ConnectError | undefined): ConnectError => {
-    if (last) return last;
-    if (endpointList.length === 0) {
-      const why = resolver.lastError ? ` (${resolver.lastError.message})` : "";
-      return new ConnectError(`no passing instance of "${service}"${why}`, Code.Unavailable);
-    }
-    if (!tried) return new ConnectError(`all ${endpointList.length} instances of "${service}" have open circuit breakers`, Code.Unavailable);
-    return new ConnectError(`every instance of "${service}" was tried`, Code.Unavailable);
+  /** Everything a call needs but its `send`: deadline, span, classifiers, hedging. */
+  const prepare = (method: DescMethodUnary | DescMethodStreaming, signal: AbortSignal | undefined, deadline: number, header: HeaderInit | undefined, contextValues: ContextValues | undefined) => {
+    const { span, context } = startCallSpan(service, method);
+    const perCall = contextValues?.get(outcomeClassifierKey);
+    return { method, signal, deadline, header, span, traceContext: context, classifiers: [perCall, methodOptions(method)?.classifier, options.classifier] };
   };
 
-  /**
-   * The retry loop shared by unary calls and stream opens. `attempt` runs on one endpoint with a
-   * deadline and the headers to send; it returns the response or throws.
-   */
-  async function callWithRetries<R>(
-    method: DescMethodUnary | DescMethodStreaming,
+  async function unary<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodUnary<I, O>,
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
     header: HeaderInit | undefined,
-    canRetry: boolean,
-    attempt: (endpoint: MeshEndpoint, attemptTimeoutMs: number, headers: Headers) => Promise<R>,
-    onSuccess: (response: R, endpoint: MeshEndpoint, attemptStarted: number, span: Span, attempts: number) => R,
-  ): Promise<R> {
+    input: MessageInitShape<I>,
+    contextValues?: ContextValues,
+  ): Promise<UnaryResponse<I, O>> {
     const started = performance.now();
-    const deadline = deadlineOf(timeoutMs);
-    const { span, context } = startCallSpan(service, method);
+    const own = started + (timeoutMs ?? defaultTimeoutMs);
+    const inherited = inheritedDeadline();
+    const deadline = inherited === undefined ? own : Math.min(own, inherited);
+    const call: LogicalCall<UnaryResponse<I, O>> = {
+      ...prepare(method, signal, deadline, header, contextValues),
+      deadlineOnWire: true,
+      opensStream: false,
+      replayable: true,
+      hedge: hedgeOf(method),
+      send: (endpoint, attemptTimeoutMs, attemptSignal, headers) => endpoint.transport.unary(method, attemptSignal, attemptTimeoutMs, headers, input, contextValues),
+    };
     budget.deposit();
-    let tried: Set<MeshEndpoint> | undefined;
-    let lastError: ConnectError | undefined;
     let attempts = 0;
     try {
       await awaitInstances(deadline, signal);
-      for (;;) {
-        const endpoint = picker.pick(tried) as MeshEndpoint | undefined;
-        if (!endpoint) throw noInstanceError(tried, lastError);
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) throw new ConnectError(`deadline exceeded after ${attempts} attempts`, Code.DeadlineExceeded);
-        attempts++;
-        const headers = new Headers(header);
-        injectTraceContext(context, headers);
-        const attemptStarted = performance.now();
-        endpoint.load.started();
-        let breakerRefused = false;
-        try {
-          // gRPC's grpc-timeout carries whole units: send whole milliseconds.
-          const attemptTimeout = Math.max(1, Math.floor(Math.min(remaining, attemptTimeoutMs)));
-          // The breaker judges the normalized error (a reset connection is UNAVAILABLE).
-          const response = await endpoint.run(() =>
-            attempt(endpoint, attemptTimeout, headers).catch((error: unknown) => {
-              throw attemptError(error, endpoint.instance.id, false, signal?.aborted);
-            }),
-          );
-          recordAttempt(span, endpoint, attempts, 0);
-          return onSuccess(response, endpoint, attemptStarted, span, attempts);
-        } catch (caught) {
-          breakerRefused = isBreakerOpen(caught);
-          const error = attemptError(caught, endpoint.instance.id, breakerRefused, signal?.aborted);
-          lastError = error;
-          recordAttempt(span, endpoint, attempts, error.code);
-          if (!breakerRefused) {
-            endpoint.load.finished(performance.now() - attemptStarted, performance.now());
-            observeAttempt(endpoint, method, error.code, (performance.now() - attemptStarted) / 1000);
-          } else {
-            endpoint.load.finished(0, performance.now());
-          }
-          const sent = !neverSent(caught, breakerRefused);
-          if (signal?.aborted || !canRetry || attempts >= maxAttempts || !isRetryable(error, method, sent)) throw error;
-          if (!budget.tryWithdraw()) {
-            metrics?.budgetExhausted.inc({ service });
-            throw error;
-          }
-          metrics?.retries.inc({ service, method: method.name, reason: Code[error.code] ?? "unknown" });
-          (tried ??= new Set()).add(endpoint);
-          // A request that never left goes to the next instance at once; one that may have
-          // reached an unwell instance waits a jittered backoff first.
-          if (sent) {
-            const delay = backoffDelay(attempts, retry.backoff);
-            if (performance.now() + delay >= deadline) throw error;
-            await sleep(delay, undefined, signal ? { signal } : undefined).catch(() => {
-              throw error;
-            });
-          }
-        }
-      }
+      const won = await runCall(env, call);
+      attempts = won.attempts;
+      callObservers?.observe(method, 0, (performance.now() - started) / 1000);
+      endCallSpan(call.span, 0, undefined, attempts);
+      return won.response;
     } catch (caught) {
       const error = ConnectError.from(caught);
       callObservers?.observe(method, error.code, (performance.now() - started) / 1000);
-      endCallSpan(span, error.code, error, attempts);
+      endCallSpan(call.span, error.code, error, attempts);
       throw error;
     }
   }
 
-  function recordAttempt(span: Span, endpoint: MeshEndpoint, attempt: number, code: number) {
-    span.addEvent("attempt", {
-      attempt,
-      "meshkit.instance": endpoint.instance.id,
-      "server.address": endpoint.instance.address,
-      "server.port": endpoint.instance.port,
-      "rpc.grpc.status_code": code,
-    });
-    span.setAttribute("server.address", endpoint.instance.address);
-    span.setAttribute("server.port", endpoint.instance.port);
+  async function stream<I extends DescMessage, O extends DescMessage>(
+    method: DescMethodStreaming<I, O>,
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+    header: HeaderInit | undefined,
+    input: AsyncIterable<MessageInitShape<I>>,
+    contextValues?: ContextValues,
+  ): Promise<StreamResponse<I, O>> {
+    // A server-streaming request is one message: read it once, and a failed open can be
+    // retried elsewhere. Client and bidi streams cannot be replayed: one attempt.
+    const replayable = method.methodKind === "server_streaming";
+    const messages: MessageInitShape<I>[] = [];
+    if (replayable) for await (const message of input) messages.push(message);
+    const started = performance.now();
+    // Only a deadline someone set goes on the wire (the caller's, or the one inherited from the
+    // call being served), as what is left of it at each attempt. Without one, the stream may
+    // live as long as it likes; its opening is still bounded by `timeoutMs`.
+    const inherited = inheritedDeadline();
+    const callers = timeoutMs === undefined ? inherited : Math.min(started + timeoutMs, inherited ?? Infinity);
+    const call: LogicalCall<StreamResponse<I, O>> = {
+      ...prepare(method, signal, callers ?? started + defaultTimeoutMs, header, contextValues),
+      deadlineOnWire: callers !== undefined,
+      opensStream: true,
+      replayable,
+      hedge: undefined,
+      send: async (endpoint, wireTimeoutMs, attemptSignal, headers) => {
+        const response = await endpoint.transport.stream(method, attemptSignal, wireTimeoutMs, headers, replayable ? toAsync(messages) : input, contextValues);
+        return replayable ? await withFirstMessage(response) : response;
+      },
+    };
+    budget.deposit();
+    let attempts = 0;
+    try {
+      await awaitInstances(call.deadline, signal);
+      const won = await runCall(env, call);
+      attempts = won.attempts;
+      return {
+        ...won.response,
+        message: trackStream(env, call, won, won.response.message, openStreams, (code, error) => {
+          callObservers?.observe(method, code, (performance.now() - started) / 1000);
+          endCallSpan(call.span, code, error, won.attempts);
+        }),
+      };
+    } catch (caught) {
+      const error = ConnectError.from(caught);
+      callObservers?.observe(method, error.code, (performance.now() - started) / 1000);
+      endCallSpan(call.span, error.code, error, attempts);
+      throw error;
+    }
   }
 
+  const callInterceptors = options.callInterceptors ?? [];
   return {
     get endpoints() {
-      return endpointList;
+      return endpoints.list;
     },
 
-    unary<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodUnary<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: HeaderInit | undefined,
-      input: MessageInitShape<I>,
-      contextValues?: ContextValues,
-    ): Promise<UnaryResponse<I, O>> {
-      const started = performance.now();
-      return callWithRetries(
-        method,
+    unary(method, signal, timeoutMs, header, input, contextValues) {
+      if (callInterceptors.length === 0) return unary(method, signal, timeoutMs, header, input, contextValues);
+      return runUnaryCall({
+        interceptors: callInterceptors,
         signal,
-        timeoutMs,
-        header,
-        true,
-        (endpoint, attemptTimeout, headers) => endpoint.transport.unary(method, signal, attemptTimeout, headers, input, contextValues),
-        (response, endpoint, attemptStarted, span, attempts) => {
-          const now = performance.now();
-          endpoint.load.finished(now - attemptStarted, now);
-          observeAttempt(endpoint, method, 0, (now - attemptStarted) / 1000);
-          callObservers?.observe(method, 0, (now - started) / 1000);
-          endCallSpan(span, 0, undefined, attempts);
-          return response;
-        },
-      );
+        req: { stream: false, service: method.parent, method, requestMethod: "POST", url: `mesh://${service}/${method.parent.typeName}/${method.name}`, header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        next: (req) => unary(req.method, req.signal, timeoutMs, req.header, req.message, req.contextValues),
+      });
     },
 
-    async stream<I extends DescMessage, O extends DescMessage>(
-      method: DescMethodStreaming<I, O>,
-      signal: AbortSignal | undefined,
-      timeoutMs: number | undefined,
-      header: HeaderInit | undefined,
-      input: AsyncIterable<MessageInitShape<I>>,
-      contextValues?: ContextValues,
-    ): Promise<StreamResponse<I, O>> {
-      // A server-streaming request is one message: read it once, and a failed open can be
-      // retried elsewhere. Client and bidi streams cannot be replayed: one attempt.
-      const replayable = method.methodKind === "server_streaming";
-      const messages: MessageInitShape<I>[] = [];
-      if (replayable) for await (const message of input) messages.push(message);
-      const started = performance.now();
-      // Only a deadline someone set goes on the wire: the caller's, or what is left of the one
-      // inherited from the call being served. The stream's opening is bounded by the default.
-      const inherited = inheritedDeadline();
-      const deadline = timeoutMs ?? (inherited === undefined ? undefined : Math.max(1, Math.floor(inherited - started)));
-      return callWithRetries(
-        method,
+    stream(method, signal, timeoutMs, header, input, contextValues) {
+      if (callInterceptors.length === 0) return stream(method, signal, timeoutMs, header, input, contextValues);
+      return runStreamingCall({
+        interceptors: callInterceptors,
         signal,
-        deadline ?? defaultTimeoutMs,
-        header,
-        replayable,
-        // A stream has no per-attempt timeout (it may live long); only the call's deadline,
-        // when the caller set one, goes on the wire.
-        (endpoint, _attemptTimeout, headers) =>
-          endpoint.transport.stream(method, signal, deadline, headers, replayable ? toAsync(messages) : input, contextValues),
-        (response, endpoint, attemptStarted, span, attempts) => ({
-          ...response,
-          message: trackStream(response.message, endpoint, method, attemptStarted, started, span, attempts),
-        }),
-      );
+        req: { stream: true, service: method.parent, method, requestMethod: "POST", url: `mesh://${service}/${method.parent.typeName}/${method.name}`, header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        next: (req) => stream(req.method, req.signal, timeoutMs, req.header, req.message, req.contextValues),
+      });
     },
 
     close() {
       unsubscribe();
-      resolver.close();
-      metrics?.stalenessSources.delete(service);
-      for (const endpoint of endpoints.values()) endpoint.close();
-      endpoints.clear();
-      endpointList = [];
-      picker = emptyPicker;
+      if (ownsResolver) resolver.close();
+      metrics?.stalenessSources.delete(stalenessKey);
+      const closing = new ConnectError(`the mesh transport of "${service}" closed`, Code.Canceled);
+      for (const release of [...openStreams]) release(closing);
+      endpoints.close();
       rotation?.release();
       stopTlsWatch();
     },
   };
+}
 
-  /** Ends the bookkeeping of a stream when the caller has read it to the end, or stopped. */
-  async function* trackStream<T>(
-    messages: AsyncIterable<T>,
-    endpoint: MeshEndpoint,
-    method: DescMethodStreaming,
-    attemptStarted: number,
-    callStarted: number,
-    span: Span,
-    attempts: number,
-  ): AsyncIterable<T> {
-    let code: Code | 0 = 0;
-    let failure: ConnectError | undefined;
-    try {
-      yield* messages;
-    } catch (caught) {
-      failure = ConnectError.from(caught);
-      code = failure.code;
-      throw failure;
-    } finally {
-      const now = performance.now();
-      endpoint.load.finished(now - attemptStarted, now);
-      observeAttempt(endpoint, method, code, (now - attemptStarted) / 1000);
-      callObservers?.observe(method, code, (now - callStarted) / 1000);
-      endCallSpan(span, code, failure, attempts);
-    }
+/**
+ * withFirstMessage waits for a server stream's first message (or its end) before the stream
+ * counts as open. A server that fails before its first message answers "trailers-only", which
+ * connect reports only when the messages are read: without this, such a failure could never be
+ * retried on another instance. (connect-node servers send their headers with the first message
+ * anyway, so the open bound already applied to it.)
+ */
+async function withFirstMessage<R extends { message: AsyncIterable<unknown> }>(response: R): Promise<R> {
+  const iterator = response.message[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  async function* rest() {
+    if (first.done) return;
+    yield first.value;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
   }
-}
-
-function clientTlsOptions(files: NonNullable<MeshTransportOptions["tls"]>): http2.SecureClientSessionOptions {
-  return {
-    ca: readFileSync(files.caFile),
-    ...(files.certFile && files.keyFile ? { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) } : {}),
-    ...(files.serverName ? { servername: files.serverName } : {}),
+  const messages = rest();
+  // Stopping early must stop the underlying stream too.
+  const stop = messages.return.bind(messages);
+  messages.return = async (value) => {
+    await iterator.return?.();
+    return stop(value);
   };
-}
-
-function endpointKey(instance: Instance): string {
-  return `${instance.id}|${instance.address}|${instance.port}`;
+  return { ...response, message: messages };
 }
 
 async function* toAsync<T>(items: readonly T[]): AsyncIterable<T> {
   yield* items;
 }
-

@@ -42,7 +42,8 @@ interface HealthEntry {
 /**
  * consulResolver resolves `options.service` from Consul's health API, passing instances only,
  * kept current by blocking queries (index + wait). Every client asking for the same selection
- * of the same Consul client shares one watch; it stops when the last of them closes.
+ * with the same options of the same Consul client shares one watch; it stops when the last of
+ * them closes.
  *
  * While Consul is unreachable the last known set is kept and served, and the watch retries with
  * jittered exponential backoff (100 ms to `maxRetryDelayMs`), recovering on its own. An honest
@@ -51,7 +52,20 @@ interface HealthEntry {
 export function consulResolver(consul: ConsulClient, options: ConsulResolverOptions): Resolver {
   let watches = sharedWatches.get(consul);
   if (!watches) sharedWatches.set(consul, (watches = new Map()));
-  const key = JSON.stringify([options.service, [...(options.tags ?? [])].sort(), options.meta ?? {}, options.filter ?? "", options.dc ?? ""]);
+  // Callers share a watch only when they ask for the same selection with the same timing:
+  // otherwise the first caller's wait, query floor, retry ceiling and reset grace would silently
+  // apply to all.
+  const key = JSON.stringify([
+    options.service,
+    [...(options.tags ?? [])].sort(),
+    options.meta ?? {},
+    options.filter ?? "",
+    options.dc ?? "",
+    options.waitSeconds ?? 30,
+    options.minQueryIntervalMs ?? 100,
+    options.maxRetryDelayMs ?? 10_000,
+    options.resetGraceMs ?? 15_000,
+  ]);
   let watch = watches.get(key);
   if (!watch) {
     watch = new ConsulWatch(consul, options, () => watches.delete(key));

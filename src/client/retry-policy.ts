@@ -41,6 +41,11 @@ export function isIdempotent(method: DescMethod): boolean {
  */
 const retryableCodes = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted]);
 
+/**
+ * isRetryable: whether a failed attempt may be tried again elsewhere, by the request's fate alone
+ * (the outcome classifier has already said whether the instance failed): one that never left,
+ * always; one that may have been processed, only for an idempotent method and a retryable code.
+ */
 export function isRetryable(error: ConnectError, method: DescMethod, sent: boolean): boolean {
   if (!sent) return true;
   return isIdempotent(method) && retryableCodes.has(error.code);

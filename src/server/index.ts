@@ -10,3 +10,4 @@ export { serverMetrics } from "./interceptors/metrics.js";
 export { commandAuth, bearerToken, parseStaticTokens, type AuthFailureReason, type AuthOptions, type StaticToken } from "./interceptors/auth.js";
 export { serveMetrics, startAdminServer, type AdminServer, type MetricsEndpointOptions } from "./metrics-endpoint.js";
 export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";
+export { loadShedding, type LoadSheddingOptions } from "./interceptors/load-shedding.js";

@@ -14,6 +14,7 @@ import { unaryValidation } from "./interceptors/validation.js";
 import { commandAuth, parseStaticTokens } from "./interceptors/auth.js";
 import { errorMapping } from "./interceptors/errors.js";
 import { serverMetrics } from "./interceptors/metrics.js";
+import { loadShedding } from "./interceptors/load-shedding.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
 import { startAdminServer, type AdminServer } from "./metrics-endpoint.js";
@@ -69,6 +70,8 @@ const healthCheckIntervalMs = 2000;
  * `CONSUL_CHECK_INTERVAL` (default 5s), `CONSUL_REREGISTER_INTERVAL_MS` (default 10000),
  * `DRAIN_TIMEOUT_MS` (default 10000), `HANDSHAKE_TIMEOUT_MS` (default 10000: how long a new
  * connection may take to send its HTTP/2 preface or first HTTP/1.1 request head, TLS included),
+ * `MAX_IN_FLIGHT_CALLS` (default 0: no limit; above it calls are refused with RESOURCE_EXHAUSTED
+ * and `grpc-retry-pushback-ms: SHED_PUSHBACK_MS`, default 0, -1 for "do not retry"),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317), `LOG_LEVEL` (default info).
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
@@ -110,6 +113,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const metricsPort = metricsPortText === undefined ? undefined : env.port("METRICS_PORT", 0);
   const metricsHost = env.string("METRICS_HOST", host);
   const metricsToken = env.optionalString("METRICS_TOKEN");
+  const maxInFlight = env.int("MAX_IN_FLIGHT_CALLS", 0, { min: 0 });
+  const pushbackMs = env.int("SHED_PUSHBACK_MS", 0, { min: -1 });
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
@@ -144,7 +149,16 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     port,
     handshakeTimeoutMs,
     // Outermost first: the span and the metrics see every call, validation failures included.
-    interceptors: [serverTracing(), serverMetrics(register), errorMapping(log), serverDeadline(), ...(auth ? [auth] : []), unaryValidation(createValidateInterceptor())],
+    interceptors: [
+      serverTracing(),
+      serverMetrics(register),
+      errorMapping(log),
+      // Shedding comes before any work (auth, validation, the handler) and after the metrics, which count what it refused.
+      ...(maxInFlight > 0 ? [loadShedding({ maxInFlight, retryAfterMs: pushbackMs })] : []),
+      serverDeadline(),
+      ...(auth ? [auth] : []),
+      unaryValidation(createValidateInterceptor()),
+    ],
     // On the service port unless an admin port of their own is configured.
     ...(metricsPort === undefined ? { metrics: register, ...(metricsToken ? { metricsAccess: { token: metricsToken } } : {}) } : {}),
     ...(tlsCertFile && tlsKeyFile

@@ -38,7 +38,11 @@ export async function startServiceProcess(
   createInterface({ input: child.stderr! }).on("line", (line) => output.push(line));
 
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${entry} not ready in ${readyTimeoutMs} ms:\n${output.join("\n")}`)), readyTimeoutMs);
+    // A process that never got ready is killed, not left behind for nobody to stop.
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${entry} not ready in ${readyTimeoutMs} ms:\n${output.join("\n")}`));
+    }, readyTimeoutMs);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       output.push(line);
       const record = parseJson(line);
