@@ -17,6 +17,11 @@ export interface ConsulResolverOptions {
   filter?: string;
   /** Datacenter; default the agent's own. */
   dc?: string;
+  /**
+   * Sort instances by round-trip time from this node (`_agent`: the agent answering). Default:
+   * Consul's own order. Balancers do not read the order; it matters to a pick-first client.
+   */
+  near?: string;
   /** Longest a blocking query waits for a change, in seconds. Default 30. */
   waitSeconds?: number;
   /**
@@ -51,7 +56,7 @@ interface HealthEntry {
 export function consulResolver(consul: ConsulClient, options: ConsulResolverOptions): Resolver {
   let watches = sharedWatches.get(consul);
   if (!watches) sharedWatches.set(consul, (watches = new Map()));
-  const key = JSON.stringify([options.service, [...(options.tags ?? [])].sort(), options.meta ?? {}, options.filter ?? "", options.dc ?? ""]);
+  const key = JSON.stringify([options.service, [...(options.tags ?? [])].sort(), options.meta ?? {}, options.filter ?? "", options.dc ?? "", options.near ?? ""]);
   let watch = watches.get(key);
   if (!watch) {
     watch = new ConsulWatch(consul, options, () => watches.delete(key));
@@ -152,7 +157,7 @@ class ConsulWatch {
   }
 
   async #run(): Promise<void> {
-    const { service, tags, dc, waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = this.options;
+    const { service, tags, dc, near, waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = this.options;
     const filter = consulFilter(this.options);
     const waitMs = waitSeconds * 1000;
     // Consul adds up to wait/16 of jitter to a blocking query; the HTTP timeout allows for it
@@ -176,6 +181,7 @@ class ConsulWatch {
           ...(tags?.length ? { tag: tags } : {}),
           ...(filter ? { filter } : {}),
           ...(dc ? { dc } : {}),
+          ...(near ? { near } : {}),
           index: index.toString(),
           // While an empty answer is on hold, ask again soon rather than block for a full wait.
           wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,

@@ -28,12 +28,17 @@ import { createHook } from "node:async_hooks";
 // Every async resource the import creates (timers, unref'd ones too, sockets, servers, file
 // requests), minus those destroyed again: what is left after a moment is still running.
 const created = new Map();
+Error.stackTraceLimit = 50;
 let importing = true;
 createHook({
   init(id, type) {
     // DNSCHANNEL: Node creates its default c-ares channel when anything first loads node:dns;
     // it is an idle object (no socket, no timer until a query) that never keeps a process alive.
-    if (importing && type !== "PROMISE" && type !== "DNSCHANNEL") created.set(id, type);
+    if (!importing || type === "PROMISE" || type === "DNSCHANNEL") return;
+    // What Node's module loader creates for itself (now and then the thread and message ports of
+    // tsx's loader hooks) has no frame of a file in its stack; what a module creates does.
+    const frames = (new Error().stack ?? "").split("\\n").slice(1);
+    if (frames.some((frame) => frame.includes("file://") || frame.includes("(/"))) created.set(id, type);
   },
   destroy(id) {
     created.delete(id);
