@@ -23,8 +23,8 @@ export interface ConsulResolverSource {
  * service of the same agent share one watch, and follow the same rules:
  * - while Consul is unreachable the last known instances keep serving (the watch keeps them and
  *   reports nothing new, so the channel keeps its endpoints);
- * - an honest empty answer is passed on as an empty list: round_robin goes to TRANSIENT_FAILURE
- *   and calls fail fast with UNAVAILABLE, the resolution note saying no instance passes;
+ * - an honest empty answer is passed on (an empty list, then an error, see `#report`): calls fail
+ *   fast with UNAVAILABLE, saying that no instance passes;
  * - before the first answer calls wait (grpc-js queues them until their deadline).
  */
 export function consulResolverClass(source: ConsulResolverSource): ResolverConstructor {
@@ -72,6 +72,12 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
       const why = from.lastError ? ` (${from.lastError.message})` : "";
       const note = endpoints.length ? `${endpoints.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
       this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, note);
+      // grpc-js 1.14's round_robin, given an empty list, drops its endpoints but then settles in
+      // IDLE, where calls queue until their deadline instead of failing fast. An error after it,
+      // with no endpoint left, puts it in TRANSIENT_FAILURE: calls fail at once with UNAVAILABLE
+      // and this note. (An error alone would keep the old endpoints: round_robin ignores errors
+      // while it has any.)
+      if (!endpoints.length) this.#listener(grpc.experimental.statusOrFromError({ code: grpc.status.UNAVAILABLE, details: note }), {}, null, note);
     }
 
     /** The authority of calls (`:authority`): the service name. Throws on a malformed target, so the channel is refused at once. */

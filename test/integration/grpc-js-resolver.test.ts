@@ -125,4 +125,39 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
     }
     assert.deepEqual(errors, []);
   });
+
+  it("fails calls fast with UNAVAILABLE when Consul lists no passing instance, as the mesh client does", async () => {
+    const nowhere = new grpc.Client(`consul:///orders-none-${run}`, grpc.credentials.createInsecure(), recommendedClientOptions({ services: [OrderService] }));
+    try {
+      const started = performance.now();
+      await assert.rejects(
+        unary(nowhere, getOrderPath, GetOrderRequestSchema, GetOrderResponseSchema, create(GetOrderRequestSchema, { id: orderId }), 5_000),
+        (error: grpc.ServiceError) => error.code === grpc.status.UNAVAILABLE && /no passing instance of "orders-none-/.test(error.details),
+      );
+      assert.ok(performance.now() - started < 2_000, "failed fast, not at the 5 s deadline");
+    } finally {
+      nowhere.close();
+    }
+  });
+
+  it("drops the instances once none passes any more, and fails fast instead of calling them", async () => {
+    // SIGTERM: each instance deregisters from Consul, then drains.
+    const running = instances.filter((instance) => instance.child.exitCode === null && instance.child.signalCode === null);
+    for (const instance of running) instance.signal("SIGTERM");
+    await eventually("no instance passing in Consul", async () => {
+      const entries = (await consul.health.service({ service, passing: true })) as unknown[];
+      return entries.length === 0 ? true : undefined;
+    });
+    const error = await eventually("a call to fail with UNAVAILABLE", async () => {
+      const started = performance.now();
+      const failure = await getOrder(5_000).then(
+        () => undefined,
+        (caught: grpc.ServiceError) => caught,
+      );
+      return failure && { failure, tookMs: performance.now() - started };
+    });
+    assert.equal(error.failure.code, grpc.status.UNAVAILABLE, error.failure.message);
+    assert.match(error.failure.details, /no passing instance/);
+    assert.ok(error.tookMs < 2_000, `failed after ${Math.round(error.tookMs)} ms`);
+  });
 });
