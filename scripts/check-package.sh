@@ -32,7 +32,7 @@ if tar -tzf "$app/meshkit.tgz" | grep -E '^package/(test|bench|scripts|src/refer
   log "FAILED: the tarball carries files a consumer does not need (above)"
   exit 1
 fi
-(cd "$app" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+(cd "$app" && npm install --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 log "installed the tarball into a fresh project ($((SECONDS - started)) s)"
 
 # run_with NODE LABEL: the runtime checks under one Node binary.
