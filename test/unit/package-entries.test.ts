@@ -35,9 +35,10 @@ createHook({
     // DNSCHANNEL: Node creates its default c-ares channel when anything first loads node:dns;
     // it is an idle object (no socket, no timer until a query) that never keeps a process alive.
     if (!importing || type === "PROMISE" || type === "DNSCHANNEL") return;
-    // What Node's module loader creates for itself (now and then the thread and message ports of
-    // tsx's loader hooks) has no frame of a file in its stack; what a module creates does.
-    const frames = (new Error().stack ?? "").split("\\n").slice(1);
+    // What Node's module loader creates for itself (now and then, lazily, the thread and message
+    // ports of tsx's loader hooks) has no frame of a module file in its stack, only this probe's
+    // import() call ([eval]); what a module creates does.
+    const frames = (new Error().stack ?? "").split("\\n").slice(1).filter((frame) => !frame.includes("[eval"));
     if (frames.some((frame) => frame.includes("file://") || frame.includes("(/"))) created.set(id, type);
   },
   destroy(id) {
