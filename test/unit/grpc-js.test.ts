@@ -5,6 +5,7 @@ import { OrderService } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { checkGrpcJsVersion } from "../../src/grpc-js/grpc-js-version.js";
 import { ConsulTargetError, parseConsulTarget } from "../../src/grpc-js/consul-target.js";
 import { recommendedClientOptions, recommendedServiceConfig } from "../../src/grpc-js/service-config.js";
+import { registerConsulResolver } from "../../src/grpc-js/register.js";
 
 describe("consul: targets", () => {
   it("reads consul:///<service> as the default agent's service", () => {
@@ -36,6 +37,16 @@ describe("consul: targets", () => {
     for (const [authority, path, message] of cases) {
       assert.throws(() => parseConsulTarget(authority, path), (error: unknown) => error instanceof ConsulTargetError && message.test(error.message), `${authority}/${path}`);
     }
+  });
+});
+
+describe("registerConsulResolver", () => {
+  it("makes grpc-js refuse a malformed consul: target when the client is created, with the reason", () => {
+    registerConsulResolver({ consul: { host: "127.0.0.1", port: 1 } });
+    assert.throws(() => new grpc.Client("consul:///bad name", grpc.credentials.createInsecure()), /"bad name" is not a Consul service name/);
+    assert.throws(() => new grpc.Client("consul://nohost/orders", grpc.credentials.createInsecure()), /"nohost" is not host:port/);
+    // A well-formed target makes a client; nothing is asked of Consul until a call needs it.
+    new grpc.Client("consul:///orders", grpc.credentials.createInsecure()).close();
   });
 });
 
