@@ -53,7 +53,7 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
   let client: grpc.Client;
   let orderId: string;
   const getOrderPath = `/${OrderService.typeName}/${OrderService.method.getOrder.name}`;
-  const getOrder = (deadlineMs = 2_000) => unary(client, getOrderPath, GetOrderRequestSchema, GetOrderResponseSchema, create(GetOrderRequestSchema, { id: orderId }), deadlineMs);
+  const getOrder = (deadlineMs = 5_000) => unary(client, getOrderPath, GetOrderRequestSchema, GetOrderResponseSchema, create(GetOrderRequestSchema, { id: orderId }), deadlineMs);
 
   before(async () => {
     registerConsulResolver({ consul: consulAddress });
