@@ -35,10 +35,13 @@ createHook({
     // DNSCHANNEL: Node creates its default c-ares channel when anything first loads node:dns;
     // it is an idle object (no socket, no timer until a query) that never keeps a process alive.
     if (!importing || type === "PROMISE" || type === "DNSCHANNEL") return;
-    // What Node's module loader creates for itself (now and then, lazily, the thread and message
-    // ports of tsx's loader hooks) has no frame of a module file in its stack, only this probe's
-    // import() call ([eval]); what a module creates does.
-    const frames = (new Error().stack ?? "").split("\\n").slice(1).filter((frame) => !frame.includes("[eval"));
+    // What the TypeScript loader this probe runs under creates for itself (tsx's hooks thread,
+    // esbuild's transform worker, each with its message ports, when tsx's cache misses) is not
+    // the package's doing: a consumer of the built package runs neither. Those have tsx or
+    // esbuild in their stack, or no frame of a module file at all (only this probe's [eval]).
+    const stack = new Error().stack ?? "";
+    if (stack.includes("/node_modules/tsx/") || stack.includes("/node_modules/esbuild/")) return;
+    const frames = stack.split("\\n").slice(1).filter((frame) => !frame.includes("[eval"));
     if (frames.some((frame) => frame.includes("file://") || frame.includes("(/"))) created.set(id, type);
   },
   destroy(id) {
