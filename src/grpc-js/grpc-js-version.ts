@@ -1,3 +1,6 @@
+import { createRequire } from "node:module";
+import * as grpc from "@grpc/grpc-js";
+
 /**
  * The @grpc/grpc-js releases this entry is tested with: 1.14.7 up to, not including, 1.15.0
  * (the peerDependency range `~1.14.7`). The resolver and load-balancer plug-in API lives in
@@ -20,5 +23,18 @@ export function checkGrpcJsVersion(version: string | undefined): void {
       `meshkit/grpc-js works with @grpc/grpc-js ${supportedGrpcJs.range} (its experimental resolver API changes between minor releases); ` +
         `this application loads @grpc/grpc-js ${version ?? "of unknown version"}: install @grpc/grpc-js@"${supportedGrpcJs.range}"`,
     );
+  }
+}
+
+const packageRequire = createRequire(import.meta.url);
+
+/**
+ * assertSupportedGrpcJs checks the @grpc/grpc-js this package loads (the application's copy, a
+ * peer dependency) before anything is registered with its experimental API.
+ */
+export function assertSupportedGrpcJs(): void {
+  checkGrpcJsVersion((packageRequire("@grpc/grpc-js/package.json") as { version?: string }).version);
+  if (typeof grpc.experimental?.registerResolver !== "function" || typeof grpc.experimental?.registerLoadBalancerType !== "function") {
+    throw new Error("meshkit/grpc-js: this @grpc/grpc-js has no experimental.registerResolver / registerLoadBalancerType");
   }
 }

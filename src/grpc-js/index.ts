@@ -13,4 +13,5 @@ export { registerConsulResolver, type RegisterConsulResolverOptions } from "./re
 export { recommendedServiceConfig, recommendedClientOptions, retryableStatusCodes, type RecommendedServiceConfigOptions, type ServiceConfigJson } from "./service-config.js";
 export { idempotentRetryInterceptor, type IdempotentRetryOptions } from "./idempotent-retry.js";
 export { parseConsulTarget, ConsulTargetError, type ConsulTarget } from "./consul-target.js";
+export { registerPeakEwmaBalancer, peakEwmaPolicyName } from "./load-balancer-peak-ewma.js";
 export { checkGrpcJsVersion, supportedGrpcJs } from "./grpc-js-version.js";

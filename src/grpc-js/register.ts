@@ -1,10 +1,9 @@
-import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
 import type { ConsulResolverOptions } from "../client/resolver-consul.js";
 import { readEnv, type HostPort } from "../platform/config.js";
 import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
 import { consulResolverClass } from "./consul-resolver.js";
-import { checkGrpcJsVersion } from "./grpc-js-version.js";
+import { assertSupportedGrpcJs } from "./grpc-js-version.js";
 
 /** RegisterConsulResolverOptions configure `registerConsulResolver`. */
 export interface RegisterConsulResolverOptions {
@@ -26,8 +25,6 @@ export interface RegisterConsulResolverOptions {
   resetGraceMs?: number;
 }
 
-const packageRequire = createRequire(import.meta.url);
-
 /**
  * registerConsulResolver registers the `consul` scheme with grpc-js, so that any grpc-js channel
  * can be created on `consul:///<service>` or
@@ -47,10 +44,7 @@ const packageRequire = createRequire(import.meta.url);
  * resolver API is experimental and changes between minor releases.
  */
 export function registerConsulResolver(options: RegisterConsulResolverOptions = {}): void {
-  checkGrpcJsVersion((packageRequire("@grpc/grpc-js/package.json") as { version?: string }).version);
-  if (typeof grpc.experimental?.registerResolver !== "function") {
-    throw new Error("meshkit/grpc-js: this @grpc/grpc-js has no experimental.registerResolver");
-  }
+  assertSupportedGrpcJs();
   const token = options.token ?? process.env.CONSUL_HTTP_TOKEN;
   const defaultClient = (): ConsulClient => {
     if (options.consul && "agent" in options.consul) return options.consul;

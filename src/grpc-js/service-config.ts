@@ -2,6 +2,7 @@ import type { ClientOptions } from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import { idempotentRetryInterceptor } from "./idempotent-retry.js";
+import { peakEwmaPolicyName, registerPeakEwmaBalancer } from "./load-balancer-peak-ewma.js";
 
 /** RecommendedServiceConfigOptions shape `recommendedServiceConfig`. */
 export interface RecommendedServiceConfigOptions {
@@ -14,6 +15,11 @@ export interface RecommendedServiceConfigOptions {
   services?: readonly DescService[];
   /** Attempts per call, the first included; 2 to 5 (grpc-js's ceiling). Default 3, as the mesh client. */
   maxAttempts?: number;
+  /**
+   * The policy under outlier detection: "round_robin" (default), or "meshkit_peak_ewma", the
+   * mesh client's peak-EWMA picker (registered with grpc-js by this call).
+   */
+  balancer?: "round_robin" | typeof peakEwmaPolicyName;
 }
 
 /** A gRPC service config (https://github.com/grpc/grpc/blob/master/doc/service_config.md), as JSON. */
@@ -47,7 +53,8 @@ export const retryableStatusCodes = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOUR
  * ```
  *
  * How each part maps to the mesh client:
- * - Balancing: `round_robin` over the instances Consul lists as passing. grpc-js's
+ * - Balancing: `round_robin` over the instances Consul lists as passing (or, with `balancer`,
+ *   `meshkit_peak_ewma`: the mesh client's default picker). grpc-js's
  *   `weighted_round_robin` takes its weights from ORCA load reports, not from the resolver, so
  *   Consul's `Weights.Passing` cannot steer it; round_robin skips instances whose connection is
  *   down at once, which is what a killed instance needs.
@@ -79,6 +86,9 @@ export function recommendedServiceConfig(options: RecommendedServiceConfigOption
   if (!Number.isInteger(maxAttempts) || maxAttempts < 2 || maxAttempts > 5) {
     throw new RangeError(`maxAttempts must be an integer from 2 to 5 (grpc-js's limits), got ${maxAttempts}`);
   }
+  const balancer = options.balancer ?? "round_robin";
+  if (balancer === peakEwmaPolicyName) registerPeakEwmaBalancer();
+  else if (balancer !== "round_robin") throw new RangeError(`balancer must be "round_robin" or "${peakEwmaPolicyName}", got "${String(balancer)}"`);
   const idempotentMethods = (options.services ?? []).flatMap((service) =>
     service.methods
       .filter((method) => method.idempotency === Idempotency.NO_SIDE_EFFECTS || method.idempotency === Idempotency.IDEMPOTENT)
@@ -93,7 +103,7 @@ export function recommendedServiceConfig(options: RecommendedServiceConfigOption
           max_ejection_time: { seconds: 60, nanos: 0 },
           max_ejection_percent: 50,
           failure_percentage_ejection: { threshold: 50, enforcement_percentage: 100, minimum_hosts: 2, request_volume: 10 },
-          child_policy: [{ round_robin: {} }],
+          child_policy: [{ [balancer]: {} }],
         },
       },
     ],
