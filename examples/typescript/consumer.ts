@@ -5,7 +5,7 @@ import { createClient } from "@connectrpc/connect";
 import { createMeshTransport, registerBalancer, roundRobinBalancer, type MeshTransportOptions, type Instance } from "meshkit/client";
 import { runService, bearerToken, type ServiceDefinition } from "meshkit/server";
 import { createConsulClient, readEnv, startTelemetry, type Telemetry } from "meshkit/platform";
-import { recommendedClientOptions, recommendedServiceConfig, registerConsulResolver, type ServiceConfigJson } from "meshkit/grpc-js";
+import { peakEwmaPolicyName, recommendedClientOptions, recommendedServiceConfig, registerConsulResolver, registerPeakEwmaBalancer, type ServiceConfigJson } from "meshkit/grpc-js";
 import { GreeterService } from "../gen/greeter/v1/greeter_pb.js";
 
 const consul = createConsulClient(readEnv().hostPort("CONSUL_HTTP_ADDR", "127.0.0.1:8500"));
@@ -24,6 +24,7 @@ export const start = (): Promise<void> => runService(definition);
 export const telemetry = (): Telemetry => startTelemetry({ serviceName: "greeter", instrumentations: [] });
 
 registerConsulResolver({ consul: { host: "127.0.0.1", port: 8500 } });
-const config: ServiceConfigJson = recommendedServiceConfig({ services: [GreeterService] });
+registerPeakEwmaBalancer();
+const config: ServiceConfigJson = recommendedServiceConfig({ services: [GreeterService], balancer: peakEwmaPolicyName });
 export const client = new grpc.Client("consul:///greeter", grpc.credentials.createInsecure(), recommendedClientOptions({ services: [GreeterService] }));
 export const retryCodes: string[] = config.methodConfig.flatMap((method) => method.retryPolicy?.retryableStatusCodes ?? []);
