@@ -40,9 +40,18 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
       this.#listener = listener;
     }
 
-    /** Starts watching on the first call; afterwards the watch pushes every change, so a later call has nothing to pull. */
+    /**
+     * Starts watching on the first call; afterwards the watch pushes every change, so a later
+     * call has nothing to pull, except when the set is empty: grpc-js asks again when its
+     * balancer went IDLE with calls waiting, which round_robin does when a connection it had
+     * dropped reports late, after the empty set; reporting it again fails those calls fast.
+     */
     updateResolution(): void {
-      if (this.#instances) return;
+      if (this.#instances) {
+        const instances = this.#instances;
+        if (instances.resolved && instances.instances.length === 0) setImmediate(() => this.#report(instances, instances.instances));
+        return;
+      }
       const { agent, service, tags, dc, near } = this.#target;
       const instances = consulResolver(source.consulFor(agent), {
         ...source.watch,

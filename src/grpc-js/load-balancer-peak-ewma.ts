@@ -76,6 +76,8 @@ class PeakEwmaLoadBalancer implements LoadBalancer {
   #loads = new Map<string, MutableEndpointLoad>();
   #updatesPaused = false;
   #lastError: string | null = null;
+  /** Why there is no endpoint: the message calls fail with while the list is empty. */
+  #noEndpoints = `${peakEwmaPolicyName}: no addresses resolved yet`;
   readonly #childHelper: ChannelControlHelper;
 
   constructor(private readonly helper: ChannelControlHelper) {
@@ -99,8 +101,8 @@ class PeakEwmaLoadBalancer implements LoadBalancer {
     if (endpointList.value.length === 0) {
       // Unlike grpc-js 1.14's round_robin, which settles in IDLE here: fail calls fast.
       this.#children = [];
-      const message = `${peakEwmaPolicyName}: no addresses resolved. Resolution note: ${resolutionNote}`;
-      this.helper.updateState(State.TRANSIENT_FAILURE, new grpc.experimental.UnavailablePicker({ details: message }), message);
+      this.#noEndpoints = `${peakEwmaPolicyName}: no addresses resolved. Resolution note: ${resolutionNote}`;
+      this.#update();
       return true;
     }
     this.#updatesPaused = true;
@@ -120,6 +122,11 @@ class PeakEwmaLoadBalancer implements LoadBalancer {
 
   #update(): void {
     if (this.#updatesPaused) return;
+    if (this.#children.length === 0) {
+      // Also when a connection of a list already dropped reports late: no endpoint, fail fast.
+      this.helper.updateState(State.TRANSIENT_FAILURE, new grpc.experimental.UnavailablePicker({ details: this.#noEndpoints }), this.#noEndpoints);
+      return;
+    }
     const ready = this.#children.filter((child) => child.getConnectivityState() === State.READY);
     if (ready.length) {
       const endpoints = ready.map((child, index): ReadyEndpoint => {
