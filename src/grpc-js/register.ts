@@ -10,7 +10,9 @@ export interface RegisterConsulResolverOptions {
   /**
    * The Consul agent of `consul:///<service>` targets (those that name no agent): a client of the
    * `consul` package (`createConsulClient` from meshkit/platform) or an address. Default:
-   * `CONSUL_HTTP_ADDR`, else 127.0.0.1:8500.
+   * `CONSUL_HTTP_ADDR`, else 127.0.0.1:8500. Watches are shared per client object: give the
+   * client your mesh transports use, and a grpc-js channel and a transport on the same service
+   * share one blocking query.
    */
   consul?: ConsulClient | HostPort;
   /** ACL token sent to agents that a target names (`consul://host:port/...`). Default `CONSUL_HTTP_TOKEN`. */
