@@ -10,6 +10,9 @@ import {
   GetOrderResponseSchema,
   OrderService,
 } from "../../gen/meshkit/orders/v1/orders_pb.js";
+import { createClient } from "@connectrpc/connect";
+import { createMeshTransport } from "../../src/client/index.js";
+import { createConsulClient } from "../../src/platform/consul.js";
 import { recommendedClientOptions, registerConsulResolver } from "../../src/grpc-js/index.js";
 import { consul, consulAddress, eventually } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
@@ -83,6 +86,31 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
       const served = await Promise.all(instances.slice(0, 2).map(getOrderCallsServed));
       return served.every((count) => count > 0) ? served : undefined;
     });
+  });
+
+  it("shares one blocking-query watch with a mesh transport on the same service and Consul client", async () => {
+    const shared = createConsulClient(consulAddress);
+    // Counts the Consul health queries in flight: a blocking query stays in flight up to 30 s,
+    // so two watches on the service would show two at once.
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const query = shared.health.service.bind(shared.health);
+    shared.health.service = ((options: Parameters<typeof query>[0]) => {
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      return query(options).finally(() => inFlight--);
+    }) as typeof shared.health.service;
+    registerConsulResolver({ consul: shared });
+    const transport = createMeshTransport({ service, consul: shared });
+    const channel = new grpc.Client(`consul:///${service}`, grpc.credentials.createInsecure(), recommendedClientOptions({ services: [OrderService] }));
+    try {
+      await createClient(OrderService, transport).getOrder({ id: orderId }, { timeoutMs: 5_000 });
+      await unary(channel, getOrderPath, GetOrderRequestSchema, GetOrderResponseSchema, create(GetOrderRequestSchema, { id: orderId }), 5_000);
+      await sleep(500);
+      assert.equal(mostInFlight, 1, "one watch for both");
+    } finally {
+      channel.close();
+      transport.close();
+    }
   });
 
   it("loses no idempotent call when an instance is SIGKILLed under load", async () => {
