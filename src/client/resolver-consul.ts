@@ -17,6 +17,11 @@ export interface ConsulResolverOptions {
   filter?: string;
   /** Datacenter; default the agent's own. */
   dc?: string;
+  /**
+   * Sort instances by round-trip time from this node (`_agent`: the agent answering). Default:
+   * Consul's own order. Balancers do not read the order; it matters to a pick-first client.
+   */
+  near?: string;
   /** Longest a blocking query waits for a change, in seconds. Default 30. */
   waitSeconds?: number;
   /**
@@ -61,6 +66,7 @@ export function consulResolver(consul: ConsulClient, options: ConsulResolverOpti
     options.meta ?? {},
     options.filter ?? "",
     options.dc ?? "",
+    options.near ?? "",
     options.waitSeconds ?? 30,
     options.minQueryIntervalMs ?? 100,
     options.maxRetryDelayMs ?? 10_000,
@@ -166,7 +172,7 @@ class ConsulWatch {
   }
 
   async #run(): Promise<void> {
-    const { service, tags, dc, waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = this.options;
+    const { service, tags, dc, near, waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = this.options;
     const filter = consulFilter(this.options);
     const waitMs = waitSeconds * 1000;
     // Consul adds up to wait/16 of jitter to a blocking query; the HTTP timeout allows for it
@@ -190,6 +196,7 @@ class ConsulWatch {
           ...(tags?.length ? { tag: tags } : {}),
           ...(filter ? { filter } : {}),
           ...(dc ? { dc } : {}),
+          ...(near ? { near } : {}),
           index: index.toString(),
           // While an empty answer is on hold, ask again soon rather than block for a full wait.
           wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,

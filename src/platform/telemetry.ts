@@ -1,8 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { IORedisInstrumentation } from "@opentelemetry/instrumentation-ioredis";
-import { PgInstrumentation } from "@opentelemetry/instrumentation-pg";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
@@ -20,7 +18,17 @@ export interface TelemetryOptions {
    * (default: parent-based, always on).
    */
   otlpEndpoint?: string;
+  /**
+   * OpenTelemetry instrumentations to enable (for example `new PgInstrumentation()` from
+   * `@opentelemetry/instrumentation-pg`). Default: none. The toolkit names no database driver
+   * itself: a service passes the instrumentations of the libraries it uses, so installing meshkit
+   * pulls in none of them.
+   */
+  instrumentations?: TelemetryInstrumentations;
 }
+
+/** What `NodeSDK` accepts as instrumentations (typed through the SDK, which is a dependency). */
+export type TelemetryInstrumentations = NonNullable<NonNullable<ConstructorParameters<typeof NodeSDK>[0]>["instrumentations"]>;
 
 export interface Telemetry {
   /** Flushes spans still buffered and stops the SDK. Safe to call more than once. */
@@ -28,11 +36,16 @@ export interface Telemetry {
 }
 
 /**
- * startTelemetry starts the OpenTelemetry Node SDK with OTLP export, and the pg and ioredis
- * instrumentations: PostgreSQL queries and Redis commands made inside a traced call become its
- * child spans (`requireParentSpan`, so background polling such as the outbox relay's does not
- * flood the trace store). The instrumentations patch modules loaded after this call through
- * `require`: see `loadAfterTelemetry`.
+ * startTelemetry starts the OpenTelemetry Node SDK with OTLP export (batched, flushed every
+ * 500 ms) and the instrumentations given in `options.instrumentations`. Nothing starts until it
+ * is called: importing this module starts no SDK and no timer. Instrumentations patch modules
+ * loaded after this call through `require`, so call it before the instrumented libraries load.
+ *
+ * ```ts
+ * const telemetry = startTelemetry({ serviceName: "orders", instrumentations: [new PgInstrumentation()] });
+ * // ... on shutdown:
+ * await telemetry.shutdown();
+ * ```
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const exporter = new OTLPTraceExporter({
@@ -45,7 +58,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
     }),
     spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 500 })],
-    instrumentations: [new PgInstrumentation({ requireParentSpan: true }), new IORedisInstrumentation({ requireParentSpan: true })],
+    instrumentations: options.instrumentations ?? [],
   });
   sdk.start();
   let stopped: Promise<void> | undefined;
@@ -63,15 +76,25 @@ let processTelemetry: { identity: ServiceIdentity; telemetry: Telemetry } | unde
 
 /**
  * startServiceTelemetry starts telemetry once per process, for the service named
- * `SERVICE_NAME` (default `defaultName`) with instance id `INSTANCE_ID` (default name-uuid).
- * A service's entry point imports a module calling it before anything else, so that pg and ioredis
- * are instrumented; `runService` calls it again and gets the same identity and SDK.
+ * `SERVICE_NAME` (default `defaultName`) with instance id `INSTANCE_ID` (default name-uuid) and
+ * the given instrumentations (default none). A service whose libraries are instrumented (pg,
+ * ioredis, ...) imports a module calling it before anything else, so that they load after it;
+ * `runService` calls it again and gets the same identity and SDK.
  */
-export function startServiceTelemetry(defaultName: string, version: string): { identity: ServiceIdentity; telemetry: Telemetry } {
+export function startServiceTelemetry(
+  defaultName: string,
+  version: string,
+  options: { instrumentations?: TelemetryInstrumentations } = {},
+): { identity: ServiceIdentity; telemetry: Telemetry } {
   if (!processTelemetry) {
     const name = process.env.SERVICE_NAME?.trim() || defaultName;
     const identity = { name, version, instanceId: process.env.INSTANCE_ID?.trim() || `${name}-${randomUUID()}` };
-    processTelemetry = { identity, telemetry: startTelemetry({ serviceName: name, serviceVersion: version, instanceId: identity.instanceId }) };
+    processTelemetry = { identity, telemetry: startTelemetry({
+        serviceName: name,
+        serviceVersion: version,
+        instanceId: identity.instanceId,
+        ...(options.instrumentations ? { instrumentations: options.instrumentations } : {}),
+      }) };
   }
   return processTelemetry;
 }

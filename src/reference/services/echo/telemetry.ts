@@ -1,4 +1,4 @@
-// Imported first by main.ts: telemetry must start before pg and ioredis load, to trace them.
+// Imported first by main.ts, so that telemetry (no instrumentations: echo has no store) starts before anything else.
 import { startServiceTelemetry } from "../../../platform/telemetry.js";
 
 export const service = { name: "echo", version: "0.1.0" } as const;

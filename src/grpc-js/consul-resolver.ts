@@ -1,0 +1,97 @@
+import * as grpc from "@grpc/grpc-js";
+import { consulResolver, type ConsulResolverOptions } from "../client/resolver-consul.js";
+import type { Instance } from "../client/instance.js";
+import type { Resolver as InstanceResolver } from "../client/resolver.js";
+import type { ConsulClient } from "../platform/consul.js";
+import type { HostPort } from "../platform/config.js";
+import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
+
+/** What `grpc.experimental.registerResolver` takes (grpc-js does not export the type by name). */
+export type ResolverConstructor = Parameters<typeof grpc.experimental.registerResolver>[1];
+
+/** How the grpc-js resolver finds the Consul client for a target and tunes its watch. */
+export interface ConsulResolverSource {
+  /** The client of `agent` (undefined: the default agent), one per address, so watches are shared. */
+  consulFor(agent: HostPort | undefined): ConsulClient;
+  watch: Omit<ConsulResolverOptions, "service" | "tags" | "dc" | "near" | "meta" | "filter">;
+}
+
+/**
+ * consulResolverClass returns the grpc-js resolver class for the `consul` scheme. Each channel's
+ * resolver is one more handle on the mesh client's shared blocking-query watch
+ * (src/client/resolver-consul.ts), so a grpc-js channel and a mesh transport asking for the same
+ * service of the same agent share one watch, and follow the same rules:
+ * - while Consul is unreachable the last known instances keep serving (the watch keeps them and
+ *   reports nothing new, so the channel keeps its endpoints);
+ * - an honest empty answer is passed on (an empty list, then an error, see `#report`): calls fail
+ *   fast with UNAVAILABLE, saying that no instance passes;
+ * - before the first answer calls wait (grpc-js queues them until their deadline).
+ */
+export function consulResolverClass(source: ConsulResolverSource): ResolverConstructor {
+  return class ConsulGrpcResolver implements grpc.experimental.Resolver {
+    readonly #target: ConsulTarget;
+    readonly #listener: grpc.experimental.ResolverListener;
+    #instances: InstanceResolver | undefined;
+    #unsubscribe: (() => void) | undefined;
+
+    constructor(target: grpc.experimental.GrpcUri, listener: grpc.experimental.ResolverListener) {
+      // grpc-js called getDefaultAuthority with this target before, so it parses.
+      this.#target = parseConsulTarget(target.authority, target.path);
+      this.#listener = listener;
+    }
+
+    /**
+     * Starts watching on the first call; afterwards the watch pushes every change, so a later
+     * call has nothing to pull, except when the set is empty: grpc-js asks again when its
+     * balancer went IDLE with calls waiting, which round_robin does when a connection it had
+     * dropped reports late, after the empty set; reporting it again fails those calls fast.
+     */
+    updateResolution(): void {
+      if (this.#instances) {
+        const instances = this.#instances;
+        if (instances.resolved && instances.instances.length === 0) setImmediate(() => this.#report(instances, instances.instances));
+        return;
+      }
+      const { agent, service, tags, dc, near } = this.#target;
+      const instances = consulResolver(source.consulFor(agent), {
+        ...source.watch,
+        service,
+        ...(tags.length ? { tags } : {}),
+        ...(dc ? { dc } : {}),
+        ...(near ? { near } : {}),
+      });
+      this.#instances = instances;
+      this.#unsubscribe = instances.subscribe((set) => this.#report(instances, set));
+      // A watch shared with another channel may have answered already: it will not call again
+      // until the set changes. (Never synchronously: grpc-js forbids it inside updateResolution.)
+      if (instances.resolved) setImmediate(() => this.#report(instances, instances.instances));
+    }
+
+    destroy(): void {
+      this.#unsubscribe?.();
+      this.#instances?.close();
+      this.#instances = undefined;
+      this.#unsubscribe = undefined;
+    }
+
+    #report(from: InstanceResolver, set: readonly Instance[]): void {
+      if (this.#instances !== from) return; // destroyed (or restarted) since
+      const endpoints = set.map((instance) => ({ addresses: [{ host: instance.address, port: instance.port }] }));
+      const { service } = this.#target;
+      const why = from.lastError ? ` (${from.lastError.message})` : "";
+      const note = endpoints.length ? `${endpoints.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
+      this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, note);
+      // grpc-js 1.14's round_robin, given an empty list, drops its endpoints but then settles in
+      // IDLE, where calls queue until their deadline instead of failing fast. An error after it,
+      // with no endpoint left, puts it in TRANSIENT_FAILURE: calls fail at once with UNAVAILABLE
+      // and this note. (An error alone would keep the old endpoints: round_robin ignores errors
+      // while it has any.)
+      if (!endpoints.length) this.#listener(grpc.experimental.statusOrFromError({ code: grpc.status.UNAVAILABLE, details: note }), {}, null, note);
+    }
+
+    /** The authority of calls (`:authority`): the service name. Throws on a malformed target, so the channel is refused at once. */
+    static getDefaultAuthority(target: grpc.experimental.GrpcUri): string {
+      return parseConsulTarget(target.authority, target.path).service;
+    }
+  };
+}
