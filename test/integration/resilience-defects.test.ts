@@ -37,7 +37,12 @@ describe("mesh client resilience: the defects of issue 11", function () {
   const codeOf = (error: unknown) => Code[ConnectError.from(error).code];
   // Picks in list order, the first not tried yet: a test decides which instance a call meets first.
   const inOrder = "in-order-for-tests";
-  registerBalancer(inOrder, () => ({ name: inOrder, picker: (endpoints) => ({ pick: (exclude) => endpoints.find((e) => !exclude?.has(e)) }) }));
+  // Registered only while this suite runs: a balancer left registered would leak into other suites.
+  let unregisterInOrder = () => {};
+  before(() => {
+    unregisterInOrder = registerBalancer(inOrder, () => ({ name: inOrder, picker: (endpoints) => ({ pick: (exclude) => endpoints.find((e) => !exclude?.has(e)) }) }));
+  });
+  after(() => unregisterInOrder());
 
   after(async () => {
     for (const transport of transports) transport.close();

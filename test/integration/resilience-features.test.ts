@@ -20,7 +20,12 @@ describe("mesh client resilience: hedging, pushback, slow start, classifier, int
   const processes: ServiceProcess[] = [];
   const transports: MeshTransport[] = [];
   const inOrder = "in-order-for-feature-tests";
-  registerBalancer(inOrder, () => ({ name: inOrder, picker: (endpoints) => ({ pick: (exclude) => endpoints.find((e) => !exclude?.has(e)) }) }));
+  // Registered only while this suite runs: a balancer left registered would leak into other suites.
+  let unregisterInOrder = () => {};
+  before(() => {
+    unregisterInOrder = registerBalancer(inOrder, () => ({ name: inOrder, picker: (endpoints) => ({ pick: (exclude) => endpoints.find((e) => !exclude?.has(e)) }) }));
+  });
+  after(() => unregisterInOrder());
 
   const start = async (name: string, env: Record<string, string> = {}) => {
     const started = await startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: `echo-feat-${name}-${run}`, CONSUL_CHECK_INTERVAL: "5s", ...env });

@@ -192,12 +192,14 @@ describe("reference services: orders, user-sync and status as real processes", f
     } finally {
       transport.close();
     }
-    const trace = await eventually("a status trace reaching user-sync in Jaeger", async () => {
+    // Each process exports its spans in its own batches, so the trace is complete only once both
+    // services' spans have arrived: wait for one status trace that reaches both.
+    const reaches = (t: { processes: Record<string, { serviceName: string }> }, service: string) => Object.values(t.processes).some((p) => p.serviceName === service);
+    await eventually("a status trace reaching user-sync and orders in Jaeger", async () => {
       const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${names.status}&operation=${encodeURIComponent("meshkit.status.v1.StatusService/GetSystemStatus")}&limit=5`);
       const body = (await response.json()) as { data: { processes: Record<string, { serviceName: string }> }[] };
-      return body.data.find((t) => Object.values(t.processes).some((p) => p.serviceName === names.users));
+      return body.data.find((t) => reaches(t, names.users) && reaches(t, names.orders));
     });
-    assert.ok(Object.values(trace.processes).some((p) => p.serviceName === names.orders));
   });
 });
 
