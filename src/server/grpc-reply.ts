@@ -25,7 +25,13 @@ export class GrpcReply {
     private readonly writeMaxBytes: number,
   ) {
     // Trailers are sent when the last DATA frame is out, which is only known asynchronously.
-    stream.on("wantTrailers", () => stream.sendTrailers(this.trailers));
+    stream.on("wantTrailers", () => {
+      try {
+        stream.sendTrailers(this.trailers);
+      } catch {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
+      }
+    });
   }
 
   /** send writes one serialized message; false when the peer is slow and `drained()` should be awaited. */
@@ -33,7 +39,7 @@ export class GrpcReply {
     if (message.byteLength > this.writeMaxBytes) {
       throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
     }
-    if (this.finished || this.stream.destroyed) return true;
+    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
     return this.stream.write(frame(message));
   }
@@ -78,8 +84,8 @@ export class GrpcReply {
 
   private sendHeaders(): void {
     if (this.headersSent) return;
-    this.headersSent = true;
     this.stream.respond(this.headers(), { waitForTrailers: true });
+    this.headersSent = true;
   }
 
   private headers(): http2.OutgoingHttpHeaders {
