@@ -1,7 +1,10 @@
 import http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { addHeaders, frame } from "./grpc-wire.js";
+import { addHeaders, frame, prefix } from "./grpc-wire.js";
+
+/** From this size on, a message is written after its prefix as it is, rather than copied behind it. */
+const copyLimitBytes = 1024;
 
 const contentTypeProto = "application/grpc+proto";
 
@@ -41,7 +44,9 @@ export class GrpcReply {
     }
     if (this.finished || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
-    return this.stream.write(frame(message));
+    if (message.byteLength < copyLimitBytes) return this.stream.write(frame(message));
+    this.stream.write(prefix(message.byteLength));
+    return this.stream.write(message);
   }
 
   /** Resolves when the stream can take more, or is gone. */

@@ -10,7 +10,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /** Bytes before each message: a compressed flag and a big-endian 32-bit length. */
 const prefixBytes = 5;
 
-/** frame puts the length prefix (uncompressed) in front of a serialized message. */
+/** prefix is the 5-byte length prefix (uncompressed) of a message of `length` bytes. */
+export function prefix(length: number): Buffer {
+  const head = Buffer.allocUnsafe(prefixBytes);
+  head[0] = 0;
+  head.writeUInt32BE(length, 1);
+  return head;
+}
+
+/** frame puts the length prefix (uncompressed) in front of a serialized message, in one buffer. */
 export function frame(message: Uint8Array): Buffer {
   const framed = Buffer.allocUnsafe(prefixBytes + message.byteLength);
   framed[0] = 0;

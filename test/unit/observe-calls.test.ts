@@ -73,4 +73,29 @@ describe("observeCalls", () => {
     for await (const message of response.message) if (sequenceOf(message) === 2) break;
     assert.deepEqual(ends, ["ok"]);
   });
+
+  it("stacks adjacent observers on one stream wrapper: each reports once, errors mapped innermost first", async () => {
+    const seen: string[] = [];
+    const named = (name: string) =>
+      observeCalls(() => ({
+        end: (error) => seen.push(`${name}: ${error === undefined ? "ok" : ConnectError.from(error).rawMessage}`),
+        mapError: (error) => new ConnectError(`${name}(${ConnectError.from(error).rawMessage})`, ConnectError.from(error).code),
+      }));
+    let innerMessages: unknown;
+    const chain = named("outer")((request) =>
+      named("inner")(async () => streamOf(5, 2))(request).then((response) => {
+        innerMessages = (response as StreamResponse).message;
+        return response;
+      }),
+    );
+    const response = (await chain(streamRequest)) as StreamResponse;
+    assert.equal(response.message, innerMessages, "the outer observer wrapped the stream again");
+    await assert.rejects(
+      (async () => {
+        for await (const _ of response.message) void _;
+      })(),
+      (error: ConnectError) => error.rawMessage === "outer(inner(broke))",
+    );
+    assert.deepEqual(seen, ["inner: broke", "outer: inner(broke)"]);
+  });
 });
