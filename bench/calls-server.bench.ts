@@ -154,6 +154,9 @@ async function measure(server: RunningServer, workload: Workload): Promise<Measu
   const cutAtEnd = Object.entries(report.errorDistribution ?? {})
     .filter(([message]) => /closed network connection|client connection is closing|context canceled/.test(message))
     .reduce((sum, [, count]) => sum + count, 0);
+  for (const [message, count] of Object.entries(report.errorDistribution ?? {})) {
+    if (!/closed network connection|client connection is closing|context canceled/.test(message)) console.error(`  ${workload.name} on port ${server.port}: ${count} x ${message}`);
+  }
   return {
     callsPerSecond: ok / (report.total / 1e9),
     cpuMicrosPerCall: (cpu * 1e6) / Math.max(1, ok),
