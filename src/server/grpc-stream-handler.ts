@@ -51,7 +51,7 @@ const maxTimerMs = 2 ** 31 - 1;
  * createGrpcStreamHandler is the host's lean gRPC path: the common calls (unary and server
  * streaming, protobuf, uncompressed requests, over HTTP/2) served straight from Node's core
  * HTTP/2 stream API instead of through connect-node's per-protocol pipeline of web streams and
- * async iterables, which costs about four times grpc-js's CPU per call (docs/benchmarks.md).
+ * async iterables, which costs six to seven times grpc-js's CPU per call (docs/benchmarks.md).
  *
  * Semantics are connect-node's: the same implementations (route-recorder.ts), the same Connect
  * interceptor chain with UnaryRequest/StreamRequest objects (so tracing, metrics, validation,

@@ -42,7 +42,7 @@ export interface ServerHostOptions {
   /**
    * Serve plain gRPC calls (unary and server streaming, protobuf, uncompressed requests, over
    * HTTP/2) on the lean path of grpc-stream-handler.ts rather than through connect-node: same
-   * implementations, interceptors and answers, about four times less CPU per call. Default true;
+   * implementations, interceptors and answers, a sixth of the CPU per call (docs/benchmarks.md). Default true;
    * false sends every call through connect-node (kept for comparison and as an escape hatch).
    */
   leanGrpcPath?: boolean;
