@@ -65,4 +65,5 @@ async function main(): Promise<number> {
 }
 
 console.log(JSON.stringify({ port: await main() }));
+// SIGINT exits normally, so that a run under `node --cpu-prof` writes its profile.
 process.once("SIGINT", () => process.exit(0));
