@@ -10,8 +10,9 @@ const contentTypeProto = "application/grpc+proto";
 
 /**
  * GrpcReply writes one gRPC response on an HTTP/2 stream: headers before the first message (so
- * a handler may still set them until then), messages, then trailers carrying the status; or, for
- * a call that fails before any message, a trailers-only response. It is the one place that knows
+ * a handler may still set them until then), messages, then trailers carrying the status. Like
+ * connect-node, it sends headers and trailers also when there is no message (no trailers-only
+ * response), so that a caller cannot tell which path served it. It is the one place that knows
  * whether the call is over, so a deadline, a cancellation and the handler's own end cannot
  * answer twice.
  */
@@ -32,8 +33,12 @@ export class GrpcReply {
       try {
         stream.sendTrailers(this.trailers);
       } catch {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
+        return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
       }
+      // A request still sending (an oversized or extra message was refused, a bad header
+      // answered before the body was read): its rest is read and dropped, as connect-node does,
+      // so the stream can close (an RST_STREAM here raced the trailers). Nothing is buffered.
+      if (!stream.readableEnded) stream.resume();
     });
   }
 
@@ -70,17 +75,9 @@ export class GrpcReply {
     const connectError = error === undefined ? undefined : error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
     const trailers = connectError || !isEmpty(this.responseTrailer) ? this.statusTrailers(connectError) : this.trailers;
     try {
-      if (this.headersSent) {
-        this.trailers = trailers;
-        this.stream.end();
-        return;
-      }
-      // Trailers-only: the status rides in the one HEADERS frame (allowed by the gRPC spec).
-      this.headersSent = true;
-      this.stream.respond({ ...this.headers(), ...trailers }, { endStream: true });
-      // A request still sending (an oversized or extra message was refused) is told to stop,
-      // after the response, with RST_STREAM NO_ERROR (RFC 9113, section 8.1).
-      if (!this.stream.readableEnded) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      this.sendHeaders();
+      this.trailers = trailers;
+      this.stream.end();
     } catch {
       // A header HTTP/2 forbids (set by a handler), or the stream closed meanwhile.
       this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -180,5 +181,39 @@ describe("server host: the lean gRPC path answers as connect-node does", functio
     }
     const valid = await rawCall(lean.port, path, grpcFrame(new Uint8Array([10, 2, 104, 105])));
     assert.deepEqual(valid, { httpStatus: 200, grpcStatus: 0, grpcMessage: "" });
+  });
+
+  it("frames the response as connect-node does: headers, then trailers, also with no message or an error", async () => {
+    // What arrives, frame by frame, without the date header: rawCall merges headers and trailers.
+    const exchange = (port: number, path: string, body: Buffer, extra: http2.OutgoingHttpHeaders = {}) =>
+      new Promise<string[]>((resolve, reject) => {
+        const session = http2.connect(`http://127.0.0.1:${port}`);
+        session.on("error", reject);
+        const events: string[] = [];
+        const request = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...extra });
+        request.on("response", (headers) => events.push(`headers ${JSON.stringify({ ...headers, date: undefined })}`));
+        request.on("data", (chunk: Buffer) => events.push(`data ${chunk.length}`));
+        request.on("trailers", (trailers) => events.push(`trailers ${JSON.stringify(trailers)}`));
+        request.on("error", reject);
+        request.on("close", () => {
+          session.close();
+          resolve(events);
+        });
+        request.end(body);
+      });
+    const streamRequest = (count: number) => grpcFrame(new Uint8Array([10, 1, 120, 16, count]));
+    const cases: [string, string, Buffer, http2.OutgoingHttpHeaders?][] = [
+      ["no message", "/meshkit.echo.v1.EchoService/EchoStream", streamRequest(0)],
+      ["two messages", "/meshkit.echo.v1.EchoService/EchoStream", streamRequest(2)],
+      ["error after messages", "/meshkit.echo.v1.EchoService/EchoStream", grpcFrame(new Uint8Array([10, 4, 102, 97, 105, 108, 16, 1]))],
+      ["unary", "/meshkit.echo.v1.EchoService/Echo", grpcFrame(new Uint8Array([10, 2, 104, 105]))],
+      ["unparsable", "/meshkit.echo.v1.EchoService/Echo", grpcFrame(Buffer.from([0xff, 0xff]))],
+      ["bad grpc-timeout", "/meshkit.echo.v1.EchoService/Echo", grpcFrame(Buffer.alloc(0)), { "grpc-timeout": "soon" }],
+    ];
+    for (const [name, path, body, extra] of cases) {
+      const [fromLean, fromConnect] = await Promise.all([exchange(lean.port, path, body, extra), exchange(connectNode.port, path, body, extra)]);
+      assert.deepEqual(fromLean, fromConnect, name);
+      assert.match(fromLean.at(-1)!, /^trailers .*grpc-status/, `${name}: ${fromLean.join(" | ")}`);
+    }
   });
 });
