@@ -113,7 +113,7 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   const values = createContextValues();
   const timeout = parseTimeout(typeof headers["grpc-timeout"] === "string" ? headers["grpc-timeout"] : null, Number.MAX_SAFE_INTEGER);
   const deadline = timeout.timeoutMs === undefined ? undefined : performance.now() + timeout.timeoutMs;
-  const url = `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
+  const url = `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
   const context: HandlerContext = {
     method,
     service: method.parent,
