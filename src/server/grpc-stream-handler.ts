@@ -56,7 +56,9 @@ const maxTimerMs = 2 ** 31 - 1;
  * Semantics are connect-node's: the same implementations (route-recorder.ts), the same Connect
  * interceptor chain with UnaryRequest/StreamRequest objects (so tracing, metrics, validation,
  * deadline, auth and error mapping are one implementation for every protocol), the same error
- * texts and codes, headers before the first message, trailers with the status. Everything else
+ * texts and codes, headers before the first message, trailers with the status. One deliberate
+ * difference: when the caller's deadline passes, the call is answered DEADLINE_EXCEEDED at once
+ * (as grpc-js and grpc-go do; connect-node waits for the handler). Everything else
  * (gRPC-Web, Connect, JSON, compressed requests, client and bidi streams, unknown paths) is
  * declined and goes to connect-node on the same connection.
  */
