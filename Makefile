@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience migrate build package-check
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience bench-calls migrate build package-check
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -73,7 +73,7 @@ migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
 
 ## bench: every benchmark in turn, each printing its table of ratios (needs infra-up)
-bench: bench-mesh bench-balancers bench-discovery bench-sync bench-resilience
+bench: bench-mesh bench-balancers bench-discovery bench-sync bench-resilience bench-calls
 
 ## bench-mesh: mesh client against raw Connect and grpc-js round_robin, tracing off and on, failover
 bench-mesh: setup infra-up
@@ -82,6 +82,11 @@ bench-mesh: setup infra-up
 ## bench-resilience: Linkerd's "Beyond Round Robin" (11 instances, one 2 s slow) per balancer, with and without hedging; client CPU with hedging
 bench-resilience: setup infra-up
 	@$(ENV) node --import tsx bench/beyond-round-robin.bench.ts
+
+## bench-calls: server host and mesh client against bare @grpc/grpc-js, ghz as the load (ratios in one run)
+bench-calls: setup infra-up
+	@$(ENV) node --import tsx bench/calls-server.bench.ts
+	@$(ENV) if [[ -f bench/calls-client.bench.ts ]]; then node --import tsx bench/calls-client.bench.ts; fi
 
 ## bench-discovery: time from a change in Consul to the mesh client's picks
 bench-discovery: setup infra-up

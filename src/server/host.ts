@@ -11,6 +11,9 @@ import * as reflectionV1alpha from "../../gen/grpc/reflection/v1alpha/reflection
 import { createHealthStatus, healthRoutes, ServingStatus, type HealthStatus } from "./health.js";
 import { reflectionRoutes } from "./reflection.js";
 import { serveMetrics, type MetricsEndpointOptions } from "./metrics-endpoint.js";
+import { recordRoutes } from "./route-recorder.js";
+import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
+import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { keepContextInStreams } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
@@ -51,6 +54,13 @@ export interface ServerHostOptions {
    * during the handshake. HTTP/1.1 is then negotiated by ALPN.
    */
   tls?: TlsFiles & { requireClientCert?: boolean };
+  /**
+   * Serve plain gRPC calls (unary and server streaming, protobuf, uncompressed requests, over
+   * HTTP/2) on the lean path of grpc-stream-handler.ts rather than through connect-node: same
+   * implementations, interceptors and answers, a sixth of the CPU per call (docs/benchmarks.md). Default true;
+   * false sends every call through connect-node (kept for comparison and as an escape hatch).
+   */
+  leanGrpcPath?: boolean;
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -90,14 +100,19 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
 
   let health: HealthStatus | undefined;
   let serviceNames: string[] = [];
+  let leanGrpc: GrpcStreamHandler | undefined;
+  const readMaxBytes = options.readMaxBytes ?? fourMebibytes;
+  const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
+  const interceptors = keepContextInStreams(options.interceptors ?? []);
   const handler = connectNodeAdapter({
     grpc: true,
     grpcWeb: true,
     connect: true,
-    readMaxBytes: options.readMaxBytes ?? fourMebibytes,
-    writeMaxBytes: options.writeMaxBytes ?? fourMebibytes,
-    // Streaming handlers' bodies keep the deadline and trace context the interceptors set up.
-    interceptors: keepContextInStreams(options.interceptors ?? []),
+    readMaxBytes,
+    writeMaxBytes,
+    // Streaming handlers' bodies keep the deadline and trace context the interceptors set up; the
+    // lean gRPC path runs the very same chain.
+    interceptors,
     shutdownSignal: forceShutdown.signal,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
     fallback(request, untypedResponse) {
@@ -110,13 +125,15 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       response.writeHead(404);
       response.end();
     },
-    routes(router) {
+    routes(connectRouter) {
+      const { router, methods } = recordRoutes(connectRouter);
       options.routes(router);
       const appServices = uniqueServices(router.handlers.map((h) => h.service));
       serviceNames = appServices.map((service) => service.typeName);
       health = createHealthStatus(serviceNames);
       healthRoutes(health, draining.signal)(router);
       reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
+      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors, readMaxBytes, writeMaxBytes });
     },
   });
   if (!health) throw new Error("connect did not build the routes synchronously");
@@ -125,8 +142,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   // Every accepted connection, so that a drain and its forced end reach each one of them.
   const connections = createConnectionTracker({ handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs });
   const { server, h2Sessions, h1Server, stopTlsWatch } = options.tls
-    ? createTlsServer(handler, options.tls, connections)
-    : { ...createDualProtocolServer(handler, connections), stopTlsWatch: () => undefined };
+    ? createTlsServer(handler, options.tls, connections, leanGrpc)
+    : { ...createDualProtocolServer(handler, connections, leanGrpc), stopTlsWatch: () => undefined };
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -168,8 +185,9 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
  * (it rides on ALPN), so each connection is routed by its first bytes: an HTTP/2 client opens
  * with the preface "PRI * HTTP/2.0" (RFC 9113, section 3.4), an HTTP/1.1 client never does.
  */
-function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>, connections: ConnectionTracker) {
+function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>, connections: ConnectionTracker, leanGrpc: GrpcStreamHandler | undefined) {
   const h2Server = http2.createServer(handler);
+  if (leanGrpc) routeHttp2Streams(h2Server, leanGrpc);
   const h1Server = http.createServer(handler);
   const h2Sessions = trackSessions(h2Server, connections);
   h1Server.on("request", (request: http.IncomingMessage) => connections.started(request.socket));
@@ -190,7 +208,12 @@ function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>
  * With TLS, Node serves HTTP/2 and HTTP/1.1 on one port by itself (ALPN, `allowHTTP1`); the
  * certificate, key and CA are swapped in place when their files change.
  */
-function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: TlsFiles & { requireClientCert?: boolean }, connections: ConnectionTracker) {
+function createTlsServer(
+  handler: ReturnType<typeof connectNodeAdapter>,
+  tls: TlsFiles & { requireClientCert?: boolean },
+  connections: ConnectionTracker,
+  leanGrpc: GrpcStreamHandler | undefined,
+) {
   const material = readTlsFiles(tls);
   const server = http2.createSecureServer({
     ...material,
@@ -199,6 +222,7 @@ function createTlsServer(handler: ReturnType<typeof connectNodeAdapter>, tls: Tl
     rejectUnauthorized: Boolean(tls.requireClientCert),
   });
   server.on("request", handler);
+  if (leanGrpc) routeHttp2Streams(server, leanGrpc);
   // The TCP connection, before its TLS handshake: tracked from the first moment, like without TLS.
   server.on("connection", (socket: net.Socket) => connections.accept(socket));
   server.on("request", (request: http2.Http2ServerRequest | http.IncomingMessage) => {

@@ -1,0 +1,305 @@
+/**
+ * Server host calls/s and CPU per call against a bare @grpc/grpc-js server of the same proto,
+ * with ghz (Go, a process of its own) as the load: one HTTP/2 connection, BENCH_CONCURRENCY
+ * calls in flight. Every server runs in its own process (bench/support/echo-server.ts):
+ *   - grpc-js                  bare @grpc/grpc-js server: the baseline of every ratio
+ *   - connect-node             bare connect-node server, no interceptors
+ *   - host via connect-node    the host with every call through connect-node (as it shipped)
+ *   - host                     the host with its lean gRPC path, no interceptors
+ *   - host + interceptors      the echo service (runService): tracing sampled at 100% and exported
+ *                              to the running Jaeger, metrics, error mapping, deadline, validation,
+ *                              info logs, registered in Consul
+ * Workloads: tiny unary, 10 KB unary (10 KB each way), server streams of 100 messages. Rounds
+ * alternate the servers, so a noisy neighbour hurts them alike; the median round counts. Calls/s
+ * on a shared 2-core box swing with the neighbours' load; server CPU per call (from /proc, the
+ * server process only) swings much less, so both ratios are printed.
+ * Then resident memory of the host and of grpc-js holding 1,000 idle connections, and then one
+ * open server stream (grpc.health.v1 Watch) on each. Last, what each interceptor costs per call
+ * apart from the network (bench/support/interceptor-costs.ts).
+ *
+ * Run: make bench-calls   (or: source scripts/lib.sh && node --import tsx bench/calls-server.bench.ts)
+ * Needs: ghz (scripts/setup.sh), and for the interceptors case Consul and Jaeger (make infra-up).
+ * Env: BENCH_SECONDS (per server per workload per round, default 2), BENCH_ROUNDS (default 5),
+ *      BENCH_CONCURRENCY (calls in flight, default 32), BENCH_CONNECTIONS (memory test, default 1000).
+ */
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import http2 from "node:http2";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
+import { grpcFrame } from "../test/support/raw-grpc.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 2);
+const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 1000);
+/** Linux reports process CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
+const clockTicksPerSecond = 100;
+
+type ServerKind = "grpc-js" | "connect-node" | "host via connect-node" | "host" | "host + interceptors";
+
+interface Workload {
+  name: string;
+  call: string;
+  data: object;
+  /** Messages per call, to report messages/s for streams. */
+  messages: number;
+  servers: ServerKind[];
+}
+
+const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", "host + interceptors"];
+const workloads: Workload[] = [
+  { name: "tiny unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "bench" }, messages: 1, servers: allServers },
+  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", "host + interceptors"] },
+  { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", "host + interceptors"] },
+];
+
+interface RunningServer {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/support/echo-server.ts as `kind` and waits for the port it prints. */
+async function startBenchServer(kind: string): Promise<RunningServer> {
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(projectRoot, "bench/support/echo-server.ts"), kind], {
+    cwd: projectRoot,
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const [line] = (await once(createInterface({ input: child.stdout! }), "line")) as [string];
+  const { port } = JSON.parse(line) as { port: number };
+  return {
+    pid: child.pid!,
+    port,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    },
+  };
+}
+
+/** The echo service as users run it: every interceptor on, tracing to the running Jaeger. */
+async function startEchoService(): Promise<RunningServer> {
+  const service: ServiceProcess = await startServiceProcess("src/reference/services/echo/main.ts", {
+    SERVICE_NAME: `echo-calls-bench-${process.pid}`,
+    OTEL_TRACES_SAMPLER: "always_on",
+    LOG_LEVEL: "info",
+  });
+  return { pid: service.child.pid!, port: service.port, stop: () => killProcess(service) };
+}
+
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  // utime and stime are fields 14 and 15 of /proc/<pid>/stat; [1] starts at field 3.
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+}
+
+function residentBytes(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
+  return Number(line.split(/\s+/)[1]) * 1024;
+}
+
+interface GhzReport {
+  count: number;
+  total: number;
+  rps: number;
+  statusCodeDistribution?: Record<string, number>;
+  errorDistribution?: Record<string, number> | null;
+  latencyDistribution?: { percentage: number; latency: number }[] | null;
+}
+
+interface Measured {
+  callsPerSecond: number;
+  cpuMicrosPerCall: number;
+  p50Ms: number;
+  p99Ms: number;
+  failed: number;
+}
+
+const execFileAsync = promisify(execFile);
+
+async function ghz(port: number, workload: Workload, durationSeconds: number): Promise<GhzReport> {
+  const { stdout } = await execFileAsync(
+    "ghz",
+    [
+      "--insecure",
+      "--proto", path.join(projectRoot, "proto/meshkit/echo/v1/echo.proto"),
+      "--import-paths", path.join(projectRoot, "proto"),
+      "--call", workload.call,
+      "--data", JSON.stringify(workload.data),
+      "--connections", "1",
+      "--concurrency", String(concurrency),
+      "--duration", `${durationSeconds}s`,
+      "--format", "json",
+      `127.0.0.1:${port}`,
+    ],
+    { maxBuffer: 64 * 1024 * 1024, timeout: (durationSeconds + 30) * 1000 },
+  );
+  return JSON.parse(stdout) as GhzReport;
+}
+
+async function measure(server: RunningServer, workload: Workload): Promise<Measured> {
+  const cpuBefore = cpuSeconds(server.pid);
+  const report = await ghz(server.port, workload, seconds);
+  const cpu = cpuSeconds(server.pid) - cpuBefore;
+  const latency = (percentage: number) => (report.latencyDistribution?.find((entry) => entry.percentage === percentage)?.latency ?? NaN) / 1e6;
+  const ok = report.statusCodeDistribution?.OK ?? 0;
+  // ghz cuts the calls still in flight when its duration ends ("use of closed network
+  // connection", "the client connection is closing"): the end of the run, not a server failure.
+  const cutAtEnd = Object.entries(report.errorDistribution ?? {})
+    .filter(([message]) => /closed network connection|client connection is closing|context canceled/.test(message))
+    .reduce((sum, [, count]) => sum + count, 0);
+  for (const [message, count] of Object.entries(report.errorDistribution ?? {})) {
+    if (!/closed network connection|client connection is closing|context canceled/.test(message)) console.error(`  ${workload.name} on port ${server.port}: ${count} x ${message}`);
+  }
+  return {
+    callsPerSecond: ok / (report.total / 1e9),
+    cpuMicrosPerCall: (cpu * 1e6) / Math.max(1, ok),
+    p50Ms: latency(50),
+    p99Ms: latency(99),
+    failed: report.count - ok - cutAtEnd,
+  };
+}
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+};
+
+/**
+ * Opens `count` HTTP/2 connections to `port` and reads the server's resident memory; then one
+ * grpc.health.v1 Watch stream on each (a server stream that stays open) and reads it again.
+ */
+async function memoryUnderConnections(server: RunningServer, count: number): Promise<{ idle: number; connections: number; streams: number }> {
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const idle = residentBytes(server.pid);
+  const sessions: http2.ClientHttp2Session[] = [];
+  try {
+    for (let i = 0; i < count; i += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, count - i) }, async () => {
+          const session = http2.connect(`http://127.0.0.1:${server.port}`);
+          session.on("error", () => undefined);
+          sessions.push(session);
+          await once(session, "remoteSettings");
+        }),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const withConnections = residentBytes(server.pid);
+    // HealthCheckRequest{service: ""} is the empty message: a frame of zero bytes.
+    await Promise.all(
+      sessions.map(async (session) => {
+        const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+        stream.on("error", () => undefined);
+        stream.end(grpcFrame(new Uint8Array(0)));
+        await once(stream, "data"); // the current status: the stream is open and served
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const withStreams = residentBytes(server.pid);
+    return { idle, connections: withConnections, streams: withStreams };
+  } finally {
+    for (const session of sessions) session.destroy();
+  }
+}
+
+async function main() {
+  const servers = new Map<ServerKind, RunningServer>();
+  try {
+    servers.set("grpc-js", await startBenchServer("grpc-js"));
+    servers.set("connect-node", await startBenchServer("connect-node"));
+    servers.set("host via connect-node", await startBenchServer("host-connect-node"));
+    servers.set("host", await startBenchServer("host"));
+    servers.set("host + interceptors", await startEchoService());
+
+    // Warm-up: JIT and connection set-up, not measured.
+    for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
+
+    const results = new Map<string, Measured[]>();
+    for (let round = 1; round <= rounds; round++) {
+      for (const workload of workloads) {
+        for (const kind of workload.servers) {
+          const measured = await measure(servers.get(kind)!, workload);
+          const key = `${workload.name}|${kind}`;
+          results.set(key, [...(results.get(key) ?? []), measured]);
+          console.error(`round ${round} ${workload.name} ${kind}: ${measured.callsPerSecond.toFixed(0)} calls/s, ${measured.cpuMicrosPerCall.toFixed(0)} us CPU/call, failed ${measured.failed}`);
+        }
+      }
+    }
+    const summary = (workload: Workload, kind: ServerKind) => {
+      const runs = results.get(`${workload.name}|${kind}`)!;
+      return {
+        callsPerSecond: median(runs.map((r) => r.callsPerSecond)),
+        cpuMicrosPerCall: median(runs.map((r) => r.cpuMicrosPerCall)),
+        p50Ms: median(runs.map((r) => r.p50Ms)),
+        p99Ms: median(runs.map((r) => r.p99Ms)),
+        failed: runs.reduce((sum, r) => sum + r.failed, 0),
+      };
+    };
+
+    console.log(`\nserver calls benchmark: ghz, 1 connection, ${concurrency} in flight, ${rounds} alternated rounds x ${seconds} s per server and workload (median round)`);
+    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}\n`);
+    console.log("| workload | server | calls/s | server CPU us/call | p50 ms | p99 ms | failed | calls/s vs grpc-js | CPU/call vs grpc-js |");
+    console.log("|---|---|---|---|---|---|---|---|---|");
+    const verdicts: string[] = [];
+    for (const workload of workloads) {
+      const baseline = summary(workload, "grpc-js");
+      for (const kind of workload.servers) {
+        const r = summary(workload, kind);
+        console.log(
+          `| ${workload.name} | ${kind} | ${r.callsPerSecond.toFixed(0)} | ${r.cpuMicrosPerCall.toFixed(0)} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.failed} | ${(r.callsPerSecond / baseline.callsPerSecond).toFixed(2)} | ${(r.cpuMicrosPerCall / baseline.cpuMicrosPerCall).toFixed(2)} |`,
+        );
+      }
+      const host = summary(workload, "host");
+      const intercepted = summary(workload, "host + interceptors");
+      const hostRatio = host.callsPerSecond / baseline.callsPerSecond;
+      const interceptorRatio = intercepted.callsPerSecond / host.callsPerSecond;
+      const hostCpu = host.cpuMicrosPerCall / baseline.cpuMicrosPerCall;
+      const interceptorCpu = intercepted.cpuMicrosPerCall / host.cpuMicrosPerCall;
+      verdicts.push(
+        `${workload.name}: host / grpc-js calls/s = ${hostRatio.toFixed(2)} (target >= 0.80: ${hostRatio >= 0.8 ? "met" : "NOT met"}); server CPU per call ${hostCpu.toFixed(2)}x grpc-js's`,
+      );
+      verdicts.push(
+        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.toFixed(2)} (target >= 0.85: ${interceptorRatio >= 0.85 ? "met" : "NOT met"}); server CPU per call ${interceptorCpu.toFixed(2)}x`,
+      );
+    }
+    console.log(`\n${verdicts.join("\n")}`);
+
+    // Memory: fresh processes, so the load above does not count.
+    for (const server of servers.values()) await server.stop();
+    servers.clear();
+    console.log(`\n| server | RSS idle MiB | + ${connections} idle connections MiB | + 1 open stream on each MiB | KiB per connection | KiB per stream |`);
+    console.log("|---|---|---|---|---|---|");
+    for (const kind of ["grpc-js", "host"] as const) {
+      const server = await startBenchServer(kind);
+      try {
+        const memory = await memoryUnderConnections(server, connections);
+        const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+        console.log(
+          `| ${kind} | ${mib(memory.idle)} | ${mib(memory.connections)} | ${mib(memory.streams)} | ${((memory.connections - memory.idle) / 1024 / connections).toFixed(1)} | ${((memory.streams - memory.connections) / 1024 / connections).toFixed(1)} |`,
+        );
+      } finally {
+        await server.stop();
+      }
+    }
+
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", path.join(projectRoot, "bench/support/interceptor-costs.ts")], { cwd: projectRoot, timeout: 120_000 });
+    const costs = JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, number>;
+    const harness = costs.none ?? 0;
+    console.log("\ninterceptor cost per call apart from the network (in-process, 2,000 calls/s paced, CPU per call minus the bare harness's; tracing includes the export to Jaeger):\n");
+    console.log("| interceptors | CPU us per call |");
+    console.log("|---|---|");
+    for (const [name, micros] of Object.entries(costs)) if (name !== "none") console.log(`| ${name} | ${(micros - harness).toFixed(1)} |`);
+  } finally {
+    await Promise.all([...servers.values()].map((server) => server.stop()));
+  }
+  process.exit(0);
+}
+
+await main();

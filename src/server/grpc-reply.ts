@@ -1,0 +1,108 @@
+import http2 from "node:http2";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { addHeaders, frame, prefix } from "./grpc-wire.js";
+
+/** From this size on, a message is written after its prefix as it is, rather than copied behind it. */
+const copyLimitBytes = 1024;
+
+const contentTypeProto = "application/grpc+proto";
+
+/**
+ * GrpcReply writes one gRPC response on an HTTP/2 stream: headers before the first message (so
+ * a handler may still set them until then), messages, then trailers carrying the status. Like
+ * connect-node, it sends headers and trailers also when there is no message (no trailers-only
+ * response), so that a caller cannot tell which path served it. It is the one place that knows
+ * whether the call is over, so a deadline, a cancellation and the handler's own end cannot
+ * answer twice.
+ */
+export class GrpcReply {
+  private headersSent = false;
+  private trailers: http2.OutgoingHttpHeaders = { "grpc-status": "0" };
+  /** True once the status is decided (sent or queued) or the stream is gone. */
+  finished = false;
+
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    private readonly responseHeader: Headers,
+    private readonly responseTrailer: Headers,
+    private readonly writeMaxBytes: number,
+  ) {
+    // Trailers are sent when the last DATA frame is out, which is only known asynchronously.
+    stream.on("wantTrailers", () => {
+      try {
+        stream.sendTrailers(this.trailers);
+      } catch {
+        return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
+      }
+      // A request still sending (an oversized or extra message was refused, a bad header
+      // answered before the body was read): its rest is read and dropped, as connect-node does,
+      // so the stream can close (an RST_STREAM here raced the trailers). Nothing is buffered.
+      if (!stream.readableEnded) stream.resume();
+    });
+  }
+
+  /** send writes one serialized message; false when the peer is slow and `drained()` should be awaited. */
+  send(message: Uint8Array): boolean {
+    if (message.byteLength > this.writeMaxBytes) {
+      throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
+    }
+    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
+    this.sendHeaders();
+    if (message.byteLength < copyLimitBytes) return this.stream.write(frame(message));
+    this.stream.write(prefix(message.byteLength));
+    return this.stream.write(message);
+  }
+
+  /** Resolves when the stream can take more, or is gone. */
+  drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.stream.off("drain", done);
+        this.stream.off("close", done);
+        resolve();
+      };
+      this.stream.on("drain", done);
+      this.stream.on("close", done);
+    });
+  }
+
+  /** end finishes the call with OK, or with `error` (a non-ConnectError becomes INTERNAL, as in connect-node). */
+  end(error?: unknown): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.stream.destroyed || this.stream.closed) return;
+    const connectError = error === undefined ? undefined : error instanceof ConnectError ? error : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+    const trailers = connectError || !isEmpty(this.responseTrailer) ? this.statusTrailers(connectError) : this.trailers;
+    try {
+      this.sendHeaders();
+      this.trailers = trailers;
+      this.stream.end();
+    } catch {
+      // A header HTTP/2 forbids (set by a handler), or the stream closed meanwhile.
+      this.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.stream.respond(this.headers(), { waitForTrailers: true });
+    this.headersSent = true;
+  }
+
+  private headers(): http2.OutgoingHttpHeaders {
+    const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": contentTypeProto };
+    return addHeaders(headers, this.responseHeader);
+  }
+
+  private statusTrailers(error: ConnectError | undefined): http2.OutgoingHttpHeaders {
+    const trailers = new Headers(this.responseTrailer);
+    setTrailerStatus(trailers, error);
+    return addHeaders({}, trailers);
+  }
+}
+
+function isEmpty(headers: Headers): boolean {
+  for (const _ of headers.keys()) return false;
+  return true;
+}

@@ -1,0 +1,219 @@
+import type http2 from "node:http2";
+import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createContextKey,
+  createContextValues,
+  type HandlerContext,
+  type Interceptor,
+  type MethodImplSpec,
+  type StreamRequest,
+  type StreamResponse,
+  type UnaryRequest,
+  type UnaryResponse,
+} from "@connectrpc/connect";
+import { createAsyncIterable } from "@connectrpc/connect/protocol";
+import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { GrpcReply } from "./grpc-reply.js";
+import { readSingleMessage, requestHeaders } from "./grpc-wire.js";
+
+/** GrpcStreamHandlerOptions configure `createGrpcStreamHandler`. */
+export interface GrpcStreamHandlerOptions {
+  /** Implementations by request path ("/package.Service/Method"), see route-recorder.ts. */
+  methods: ReadonlyMap<string, MethodImplSpec>;
+  /** The host's Connect interceptors, outermost first: the very ones connect-node runs. */
+  interceptors?: readonly Interceptor[];
+  /** Largest request message, in bytes. */
+  readMaxBytes: number;
+  /** Largest response message, in bytes. */
+  writeMaxBytes: number;
+}
+
+/**
+ * A GrpcStreamHandler serves a gRPC call from a raw HTTP/2 stream, or declines it (returns
+ * false) so that connect-node serves it instead.
+ */
+export type GrpcStreamHandler = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => boolean;
+
+type AnyFn = (request: UnaryRequest | StreamRequest) => Promise<UnaryResponse | StreamResponse>;
+
+/** The call's HandlerContext travels to the innermost function in the request's context values. */
+const handlerContextKey = createContextKey<HandlerContext | undefined>(undefined, { description: "meshkit lean gRPC call" });
+
+/** Why a handler's signal is aborted once its call is over, as connect-node does (one shared reason: no allocation per call). */
+const callEnded = new ConnectError("the call has ended", Code.Canceled);
+
+/** setTimeout's largest delay (2^31-1 ms, about 24.8 days); a longer deadline needs no timer. */
+const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * createGrpcStreamHandler is the host's lean gRPC path: the common calls (unary and server
+ * streaming, protobuf, uncompressed requests, over HTTP/2) served straight from Node's core
+ * HTTP/2 stream API instead of through connect-node's per-protocol pipeline of web streams and
+ * async iterables, which costs six to seven times grpc-js's CPU per call (docs/benchmarks.md).
+ *
+ * Semantics are connect-node's: the same implementations (route-recorder.ts), the same Connect
+ * interceptor chain with UnaryRequest/StreamRequest objects (so tracing, metrics, validation,
+ * deadline, auth and error mapping are one implementation for every protocol), the same error
+ * texts and codes, headers before the first message, trailers with the status. One deliberate
+ * difference: when the caller's deadline passes, the call is answered DEADLINE_EXCEEDED at once
+ * (as grpc-js and grpc-go do; connect-node waits for the handler). Everything else
+ * (gRPC-Web, Connect, JSON, compressed requests, client and bidi streams, unknown paths) is
+ * declined and goes to connect-node on the same connection.
+ */
+export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
+  const interceptors = [...(options.interceptors ?? [])];
+  const methods = new Map([...options.methods].filter(([, spec]) => spec.kind === "unary" || spec.kind === "server_streaming").map(([path, spec]) => [path, prepare(spec, interceptors)]));
+  const { readMaxBytes, writeMaxBytes } = options;
+
+  return (stream, headers) => {
+    const method = methods.get(headers[":path"] ?? "");
+    if (!method || headers[":method"] !== "POST" || !isGrpcProto(headers["content-type"])) return false;
+    const encoding = headers["grpc-encoding"];
+    if (encoding !== undefined && encoding !== "identity") return false;
+    serve(stream, headers, method, readMaxBytes, writeMaxBytes);
+    return true;
+  };
+}
+
+interface PreparedMethod {
+  spec: MethodImplSpec;
+  /** The interceptor chain, built once per method rather than per call. */
+  chain: AnyFn;
+  output: DescMessage;
+}
+
+function prepare(spec: MethodImplSpec, interceptors: Interceptor[]): PreparedMethod {
+  const output = spec.method.output;
+  // The innermost function, as connect's invokeUnaryImplementation: the implementation gets a
+  // context carrying what interceptors may have replaced (headers, signal, values).
+  const invoke: AnyFn = async (request) => {
+    const call = request.contextValues.get(handlerContextKey)!;
+    const context: HandlerContext = { ...call, service: request.service, requestHeader: request.header, signal: request.signal, values: request.contextValues };
+    const common = { service: request.service, header: call.responseHeader, trailer: call.responseTrailer };
+    if (spec.kind === "unary") {
+      const message = create(output, await spec.impl((request as UnaryRequest).message, context));
+      return { ...common, stream: false, method: spec.method, message } as UnaryResponse;
+    }
+    if (spec.kind !== "server_streaming") throw new ConnectError(`${spec.kind} is not served on this path`, Code.Internal);
+    const input = await single((request as StreamRequest).message);
+    return { ...common, stream: true, method: spec.method, message: normalized(output, spec.impl(input, context)) } as StreamResponse;
+  };
+  // connect's applyInterceptors: the first interceptor is the outermost.
+  const chain = interceptors.reduceRight<AnyFn>((next, interceptor) => interceptor(next), invoke);
+  return { spec, chain, output };
+}
+
+function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, prepared: PreparedMethod, readMaxBytes: number, writeMaxBytes: number): void {
+  const { spec, chain, output } = prepared;
+  const method = spec.method;
+  const controller = new AbortController();
+  const requestHeader = requestHeaders(headers);
+  const responseHeader = new Headers();
+  const responseTrailer = new Headers();
+  const values = createContextValues();
+  const timeout = parseTimeout(typeof headers["grpc-timeout"] === "string" ? headers["grpc-timeout"] : null, Number.MAX_SAFE_INTEGER);
+  const deadline = timeout.timeoutMs === undefined ? undefined : performance.now() + timeout.timeoutMs;
+  const url = `${headers[":scheme"] ?? "http"}://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
+  const context: HandlerContext = {
+    method,
+    service: method.parent,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - performance.now()),
+    requestMethod: "POST",
+    requestHeader,
+    responseHeader,
+    responseTrailer,
+    protocolName: "grpc",
+    values,
+    url,
+  };
+  values.set(handlerContextKey, context);
+  const reply = new GrpcReply(stream, responseHeader, responseTrailer, writeMaxBytes);
+  let timer: NodeJS.Timeout | undefined;
+  const finish = (error?: unknown) => {
+    if (timer) clearTimeout(timer);
+    reply.end(error);
+    if (!controller.signal.aborted) controller.abort(error ?? callEnded);
+  };
+
+  stream.on("error", () => undefined); // a reset by the peer: 'close' below ends the call
+  stream.once("close", () => {
+    if (!reply.finished) finish(new ConnectError("the client cancelled the call", Code.Canceled));
+  });
+  if (timeout.error) return finish(timeout.error);
+  if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= maxTimerMs) {
+    timer = setTimeout(() => finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+  }
+
+  const kind = spec.kind === "unary" ? "unary" : "server-streaming";
+  readSingleMessage(stream, readMaxBytes, kind)
+    .then(async (bytes) => {
+      let message;
+      try {
+        message = fromBinary(method.input, bytes);
+      } catch (error) {
+        throw new ConnectError(`parse binary: ${error instanceof Error ? error.message : String(error)}`, Code.Internal);
+      }
+      const common = { service: method.parent, requestMethod: "POST", url, signal: controller.signal, header: requestHeader, contextValues: values };
+      if (spec.kind === "unary") {
+        const response = await chain({ ...common, stream: false, method, message } as UnaryRequest);
+        copyHeaders(response.header, responseHeader);
+        copyHeaders(response.trailer, responseTrailer);
+        reply.send(toBinary(output, response.message as UnaryResponse["message"]));
+        return;
+      }
+      const response = await chain({ ...common, stream: true, method, message: createAsyncIterable([message]) } as StreamRequest);
+      copyHeaders(response.header, responseHeader);
+      const messages = (response.message as AsyncIterable<UnaryResponse["message"]>)[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await messages.next();
+          if (next.done || reply.finished) break;
+          if (!reply.send(toBinary(output, next.value))) await reply.drained();
+        }
+      } finally {
+        // The caller went away, or the deadline passed: let the handler's generator clean up.
+        if (reply.finished) void messages.return?.().catch(() => undefined);
+      }
+      copyHeaders(response.trailer, responseTrailer);
+    })
+    .then(
+      () => finish(),
+      (error: unknown) => finish(error),
+    );
+}
+
+function isGrpcProto(contentType: string | undefined): boolean {
+  return contentType === "application/grpc" || contentType === "application/grpc+proto";
+}
+
+/** connect's copyHeaders: an interceptor may have answered with Headers of its own. */
+function copyHeaders(from: Headers, to: Headers): void {
+  if (from === to) return;
+  for (const key of [...to.keys()]) to.delete(key);
+  from.forEach((value, key) => to.set(key, value));
+}
+
+async function single<T>(messages: AsyncIterable<T>): Promise<T> {
+  const iterator = messages[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
+  return first.value;
+}
+
+/** The handler yields message initializers; interceptors and the writer see full messages. */
+function normalized<T extends DescMessage>(desc: T, messages: AsyncIterable<Parameters<typeof create<T>>[1]>): AsyncIterable<ReturnType<typeof create<T>>> {
+  return {
+    [Symbol.asyncIterator]() {
+      const iterator = messages[Symbol.asyncIterator]();
+      const map = (result: IteratorResult<Parameters<typeof create<T>>[1]>) => (result.done ? result : { done: false as const, value: create(desc, result.value) });
+      return {
+        next: () => iterator.next().then(map),
+        return: (value?: unknown) => (iterator.return ? iterator.return(value).then(map) : Promise.resolve({ done: true as const, value: undefined })),
+        throw: (error?: unknown) => (iterator.throw ? iterator.throw(error).then(map) : Promise.reject(error)),
+      } as AsyncIterator<ReturnType<typeof create<T>>>;
+    },
+  };
+}
