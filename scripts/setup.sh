@@ -2,7 +2,8 @@
 # Installs everything the project needs, once; later runs only check and return quickly.
 #   - Node.js 24 from the npm registry into .tools/node, where the machine's node is older than 22
 #   - npm dependencies (npm ci) when package-lock.json changed
-#   - consul, jaeger and grpcurl built from source (Go module proxy) into .tools/bin
+#   - consul, jaeger, grpcurl and connectconformance (the Connect conformance suite) built from
+#     source (Go module proxy) into .tools/bin
 #   - prometheus and promtool built from source too: Debian's prometheus package (2.42) is
 #     built without Consul service discovery, which deploy/prometheus relies on
 set -euo pipefail
@@ -65,5 +66,6 @@ build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERS
 build_go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION"
 build_go_tool prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"
 build_go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" prometheus
+build_go_tool connectconformance connectrpc.com/conformance/cmd/connectconformance "$CONFORMANCE_VERSION" conformance
 "$MESHKIT_ROOT/scripts/vendor-protos.sh"
 log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, prometheus $PROMETHEUS_VERSION"

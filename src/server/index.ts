@@ -9,3 +9,4 @@ export { errorMapping } from "./interceptors/errors.js";
 export { serverMetrics } from "./interceptors/metrics.js";
 export { commandAuth, bearerToken, parseStaticTokens, type AuthOptions, type StaticToken } from "./interceptors/auth.js";
 export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";
+export { unaryValidation } from "./interceptors/validation.js";
