@@ -66,6 +66,13 @@ async function run(request: ClientCompatRequest): Promise<ClientCompatResponse> 
   }
 }
 
+// A rejection nobody awaits (seen once under load: a deadline's abort reason, raised from
+// connect's deadline timer during a stream) must not take down every other case in flight:
+// report it on stderr, where the runner shows it, and carry on.
+process.on("unhandledRejection", (reason) => {
+  process.stderr.write(`conformance-client: unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+});
+
 const inFlight = new Set<Promise<void>>();
 for await (const request of readMessages(ClientCompatRequestSchema, process.stdin)) {
   const call = run(request).then((response) => writeMessage(ClientCompatResponseSchema, response, process.stdout));
