@@ -70,9 +70,11 @@ export function conformanceRoutes(router: ConnectRouter): void {
             if (definition) setHeadersAndTrailers(definition, context);
           }
           unanswered.push(anyPack(BidiStreamRequestSchema, request));
-          // Half duplex: read everything first. Full duplex: one response per request while
-          // responses remain; the rest of the requests are still read (and echoed later).
-          if (!fullDuplex || !definition || sent >= definition.responseData.length) continue;
+          // Half duplex: read everything first. Full duplex: one response per request; once
+          // the responses run out, stop reading and finish (a client waiting for a response to
+          // its request would otherwise wait forever for the error).
+          if (!fullDuplex) continue;
+          if (!definition || sent >= definition.responseData.length) break;
           await sleep(definition.responseDelayMs);
           yield { payload: payload(definition.responseData[sent]!, requestInfo(context, unanswered)) };
           sent++;
