@@ -46,5 +46,5 @@ for mode in "${modes[@]}"; do
     status=1
   fi
 done
-IFS=, && echo "conformance: ${summary[*]}"
+echo "conformance: $(printf "%s; " "${summary[@]}" | sed "s/; $//")"
 exit $status
