@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience bench-calls migrate build package-check
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience bench-calls migrate build package-check conformance
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -52,6 +52,11 @@ lint: setup
 
 typecheck: setup
 	@$(ENV) tsc -p .
+
+## conformance: the Connect conformance suite against the server host and the mesh client
+## (test/conformance/; needs no infrastructure)
+conformance: setup
+	@$(ENV) test/conformance/run.sh
 
 ## check: everything CI checks before the tests
 check: check-generated lint typecheck

@@ -15,6 +15,7 @@ CONSUL_VERSION=v1.14.8
 JAEGER_VERSION=v1.76.0
 GRPCURL_VERSION=v1.9.3
 PROTOVALIDATE_VERSION=v1.2.2
+CONFORMANCE_VERSION=v1.0.7 # connectrpc.com/conformance: the Connect conformance suite (make conformance)
 PROMETHEUS_VERSION=v0.316.0 # Prometheus 3.16 (its Go module numbers 3.x as v0.3xx)
 GHZ_VERSION=v0.121.0 # the gRPC load generator of `make bench-calls`
 

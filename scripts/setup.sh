@@ -3,7 +3,8 @@
 #   - Node.js 24 from the npm registry into .tools/node, where the machine's node is older than 22
 #   - Node.js 22 into .tools/node22, for the package check under the oldest Node line we support
 #   - npm dependencies (npm ci) when package-lock.json changed
-#   - consul, jaeger and grpcurl built from source (Go module proxy) into .tools/bin
+#   - consul, jaeger, grpcurl and connectconformance (the Connect conformance suite) built from
+#     source (Go module proxy) into .tools/bin
 #   - ghz (gRPC load generator for `make bench-calls`) built from source
 #   - prometheus and promtool built from source too: Debian's prometheus package (2.42) is
 #     built without Consul service discovery, which deploy/prometheus relies on
@@ -77,5 +78,6 @@ build_go_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION
 build_go_tool prometheus github.com/prometheus/prometheus/cmd/prometheus "$PROMETHEUS_VERSION"
 build_go_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION" prometheus
 build_go_tool ghz github.com/bojand/ghz/cmd/ghz "$GHZ_VERSION"
+build_go_tool connectconformance connectrpc.com/conformance/cmd/connectconformance "$CONFORMANCE_VERSION" conformance
 "$MESHKIT_ROOT/scripts/vendor-protos.sh"
 log "tools ready: node $(node --version), $(consul version | head -1), grpcurl $(grpcurl -version 2>&1 | awk '{print $2}'), jaeger $JAEGER_VERSION, prometheus $PROMETHEUS_VERSION"

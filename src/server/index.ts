@@ -11,3 +11,4 @@ export { commandAuth, bearerToken, parseStaticTokens, type AuthFailureReason, ty
 export { serveMetrics, startAdminServer, type AdminServer, type MetricsEndpointOptions } from "./metrics-endpoint.js";
 export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";
 export { loadShedding, type LoadSheddingOptions } from "./interceptors/load-shedding.js";
+export { unaryValidation } from "./interceptors/validation.js";
