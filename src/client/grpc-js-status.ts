@@ -19,7 +19,11 @@ function toCode(code: number): Code {
  */
 export function statusToConnectError(status: StatusObject, responseHeader: Headers | undefined, neverSent: boolean): ConnectError {
   const metadata = metadataToHeaders(status.metadata, responseHeader ? new Headers(responseHeader) : new Headers());
-  const cause = neverSent ? new NeverSentError(`no connection: ${status.details}`) : undefined;
+  // grpc-js types `details` as a string, but some of its own failure paths (seen with a response
+  // that breaks the protocol, in the Connect conformance suite) leave it undefined; ConnectError
+  // would throw on that inside grpc-js's callback and crash the process.
+  const details = typeof status.details === "string" ? status.details : "";
+  const cause = neverSent ? new NeverSentError(`no connection: ${details}`) : undefined;
   if (metadata.has("grpc-status-details-bin")) {
     try {
       const fromDetails = findTrailerError(metadata);
@@ -31,5 +35,5 @@ export function statusToConnectError(status: StatusObject, responseHeader: Heade
       // Undecodable details: fall back to the plain status, as grpc-js itself does.
     }
   }
-  return new ConnectError(status.details, toCode(status.code), metadata, undefined, cause);
+  return new ConnectError(details, toCode(status.code), metadata, undefined, cause);
 }
