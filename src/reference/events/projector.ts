@@ -62,6 +62,9 @@ export interface Projector {
  * and after `maxDeliveries` deliveries (at once when it is malformed) is moved to `<stream>:dead`
  * with the reason and acknowledged: redelivered forever, it would also pin the trim bound and let
  * the stream grow without end.
+ *
+ * Every step is bounded (`readCount` entries per command, `applyBytes` per apply), so a backlog of
+ * any size is worked through in short steps between which the process serves its calls.
  */
 export function startProjector(options: ProjectorOptions): Projector {
   const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000, maxDeliveries = 5, readCount = 50, applyBytes = 1024 * 1024 } = options;
