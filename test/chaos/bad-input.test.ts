@@ -3,25 +3,35 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { CreateOrderRequestSchema } from "../../gen/meshkit/orders/v1/orders_pb.js";
-import { grpcurl } from "../support/infra.js";
+import { eventually, grpcurl } from "../support/infra.js";
 import { grpcFrame, rawCall } from "../support/raw-grpc.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 import { privateDatabase, type PrivateDatabase } from "../support/database.js";
+import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import { readModelEpochKey } from "../../src/reference/events/relay.js";
 
 describe("bad input: every reply a proper gRPC status, no crash, nothing written", function () {
   this.timeout(120_000);
   const run = randomUUID().slice(0, 8);
   let orders: ServiceProcess, users: ServiceProcess, status: ServiceProcess;
-  // A database of this run's own: whole-table counts in the shared one move with other suites.
+  // A database and a Redis of this run's own: whole-table counts in the shared database move with
+  // other suites, and in the shared Redis these services would join the other suites' consumer
+  // groups, project their events (a big sync's backlog costs seconds of CPU) and write this
+  // run's events into the shared read model, where "nothing written" could not be checked.
   let database: PrivateDatabase;
+  let redis: PrivateRedis;
   const counts = async () => {
     const { rows } = await database.pool.query("SELECT (SELECT count(*) FROM orders)::int AS orders, (SELECT count(*) FROM users)::int AS users, (SELECT count(*) FROM outbox)::int AS outbox");
     return rows[0] as { orders: number; users: number; outbox: number };
   };
 
   before(async () => {
-    database = await privateDatabase("bad_input");
-    const env = { CONSUL_CHECK_INTERVAL: "1s", PGDATABASE: database.name };
+    [database, redis] = await Promise.all([privateDatabase("bad_input"), startPrivateRedis()]);
+    // Both start empty, and consistent: the read model of an empty database is an empty Redis.
+    // Without its epoch key a relay would take the new Redis for one that lost its data and
+    // publish a snapshot (events of its own) at some moment during the test.
+    for (const stream of ["events:users", "events:orders"]) await redis.client.set(readModelEpochKey([stream]), run);
+    const env = { CONSUL_CHECK_INTERVAL: "1s", PGDATABASE: database.name, REDIS_URL: redis.url };
     [orders, users, status] = await Promise.all([
       startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `orders-fuzz-${run}` }),
       startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-fuzz-${run}`, SYNC_INTERVAL_MS: "0" }),
@@ -31,6 +41,8 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
   after(async () => {
     await Promise.all([orders, users, status].map(killProcess));
     await database?.drop();
+    await redis?.stop();
+    redis?.client.disconnect();
   });
 
   it("answers malformed protobuf, wrong content types, oversized and invalid messages and unknown methods properly", async () => {
@@ -100,6 +112,13 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
     assert.equal(after.outbox - before.outbox, importsAnswered + 1, `outbox grew by ${after.outbox - before.outbox}; ${importsAnswered} + 1 imports answered`);
     const { rows } = await database.pool.query("SELECT event_type, (payload->>'synced')::int AS synced, count(*)::int AS n FROM outbox GROUP BY 1, 2");
     assert.deepEqual(rows, [{ event_type: "users.sync_completed", synced: 0, n: importsAnswered + 1 }]);
+    // Nor in the read model: once the projection has applied the last sync-run record (its
+    // failure total has arrived), Redis holds no user and no order.
+    const { rows: counters } = await database.pool.query<{ value: string }>("SELECT value::text FROM counters WHERE name = 'user_sync_failed'");
+    await eventually("the sync-run records projected", async () => ((await redis.client.get("stats:failed_tasks")) === counters[0]?.value ? true : undefined));
+    assert.deepEqual(await redis.client.keys("user:*"), []);
+    assert.deepEqual(await redis.client.keys("order:*"), []);
+    assert.equal(await redis.client.zcard("users:index"), 0);
     console.log(`      statuses seen: ${[...seen].map(([k, v]) => `${k} (${v})`).join(", ")}`);
   });
 });

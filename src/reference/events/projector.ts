@@ -29,6 +29,20 @@ export interface ProjectorOptions {
    * Default 5: with the default claimIdleMs that is about two minutes of a failing entry.
    */
   maxDeliveries?: number;
+  /**
+   * Entries asked for per XREADGROUP and per XAUTOCLAIM page. Default 50. An entry may carry a
+   * whole batch (a sync's or a snapshot's 500 users, ~150 KB), so this bounds the reply one
+   * command brings in: 500 such entries were 75 MB, more than a command's timeout allows.
+   */
+  readCount?: number;
+  /**
+   * The most entry bytes (field names and values) handed to `apply` at once. Default 1 MiB. A
+   * round's entries are applied in slices of this size, each awaited before the next, so that
+   * parsing and projecting never hold the event loop for long: one batch of 250,000 users did for
+   * seconds, and the instance answered no call meanwhile (test/integration/projection-backlog.test.ts).
+   * An entry larger than this is applied alone.
+   */
+  applyBytes?: number;
 }
 
 export interface Projector {
@@ -48,15 +62,20 @@ export interface Projector {
  * and after `maxDeliveries` deliveries (at once when it is malformed) is moved to `<stream>:dead`
  * with the reason and acknowledged: redelivered forever, it would also pin the trim bound and let
  * the stream grow without end.
+ *
+ * Every step is bounded (`readCount` entries per command, `applyBytes` per apply), so a backlog of
+ * any size is worked through in short steps between which the process serves its calls.
  */
 export function startProjector(options: ProjectorOptions): Projector {
-  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000, maxDeliveries = 5 } = options;
+  const { redis, stream, group, consumer, log, claimIdleMs = 30_000, trimIntervalMs = 10_000, maxDeliveries = 5, readCount = 50, applyBytes = 1024 * 1024 } = options;
   const deadLetters = deadLetterCounter();
   // Series from the start, so that the alert expression has data before the first dead letter.
   for (const kind of ["malformed", "failed"]) deadLetters.inc({ stream, group, kind }, 0);
   const stopping = new AbortController();
   let failures = 0;
   let lastClaim = 0;
+  // Where the next XAUTOCLAIM page starts; "0-0" once a sweep of the pending list is complete.
+  let claimCursor = "0-0";
   let lastTrim = performance.now();
   let rereadOwnPending = false;
 
@@ -68,7 +87,12 @@ export function startProjector(options: ProjectorOptions): Projector {
     }
   };
 
+  /** Applies `entries` in slices of at most `applyBytes` (see ProjectorOptions.applyBytes). */
   const applyEntries = async (entries: StreamEntry[]) => {
+    for (const slice of slicesByBytes(entries, applyBytes)) await applySlice(slice);
+  };
+
+  const applySlice = async (entries: StreamEntry[]) => {
     if (entries.length === 0) return;
     try {
       await options.apply(entries.map(([, fields]) => toEvent(fields)));
@@ -116,9 +140,12 @@ export function startProjector(options: ProjectorOptions): Projector {
           await ensureGroup();
           groupReady = true;
         }
-        if (performance.now() - lastClaim > claimIdleMs / 2) {
-          lastClaim = performance.now();
-          const [, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, "0", "COUNT", 500)) as [string, (StreamEntry | null)[]];
+        // A sweep of the pending list, one page of `readCount` per round, every claimIdleMs / 2;
+        // a sweep that has more pages goes on at the next round, between reads of new entries.
+        if (claimCursor !== "0-0" || performance.now() - lastClaim > claimIdleMs / 2) {
+          if (claimCursor === "0-0") lastClaim = performance.now();
+          const [next, claimed] = (await redis.xautoclaim(stream, group, consumer, claimIdleMs, claimCursor, "COUNT", readCount)) as [string, (StreamEntry | null)[]];
+          claimCursor = next;
           await applyEntries(claimed.filter((entry) => entry !== null));
         }
         if (trimIntervalMs > 0 && performance.now() - lastTrim > trimIntervalMs) {
@@ -133,11 +160,11 @@ export function startProjector(options: ProjectorOptions): Projector {
           // again): a read that timed out here while Redis hung may still have been served when
           // it came back, and its entries were then delivered to no one waiting. Without this
           // they would wait for XAUTOCLAIM, claimIdleMs later.
-          const mine = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "STREAMS", stream, "0")) as [string, StreamEntry[]][] | null;
+          const mine = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", readCount, "STREAMS", stream, "0")) as [string, StreamEntry[]][] | null;
           await applyEntries(mine?.[0]?.[1] ?? []);
           rereadOwnPending = false;
         }
-        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", 500, "BLOCK", projectorBlockMs, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
+        const answer = (await redis.xreadgroup("GROUP", group, consumer, "COUNT", readCount, "BLOCK", projectorBlockMs, "STREAMS", stream, ">")) as [string, StreamEntry[]][] | null;
         await applyEntries(answer?.[0]?.[1] ?? []);
         if (failures > 0) log.info({ stream, after: failures }, "projection recovered");
         failures = 0;
@@ -159,6 +186,28 @@ export function startProjector(options: ProjectorOptions): Projector {
       await loop;
     },
   };
+}
+
+/**
+ * slicesByBytes cuts `entries` into consecutive slices of at most `maxBytes` of field text each
+ * (string length, close enough to bytes for a bound); an entry larger than that is a slice alone.
+ */
+export function slicesByBytes(entries: readonly StreamEntry[], maxBytes: number): StreamEntry[][] {
+  const slices: StreamEntry[][] = [];
+  let slice: StreamEntry[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = entry[1].reduce((sum, field) => sum + field.length, 0);
+    if (slice.length > 0 && bytes + size > maxBytes) {
+      slices.push(slice);
+      slice = [];
+      bytes = 0;
+    }
+    slice.push(entry);
+    bytes += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
 }
 
 /** An entry's fields as an event; MalformedEventError when they are not one (no id, no type, payload not a JSON object). */
