@@ -112,6 +112,8 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
     private readonly wire: MethodWire,
     private readonly signal: AbortSignal,
     private readonly readiness: ChannelReadiness,
+    /** When the call must end, epoch ms (Infinity: never). */
+    private readonly deadline: number,
   ) {
     this.#mark = readiness.callStarted();
     if (signal !== neverAborted) signal.addEventListener("abort", this, { once: true });
@@ -136,6 +138,10 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
       }
     }
     if (this.#readError) this.call.cancelWithStatus(this.#readError.code, this.#readError.details);
+    // Read on: grpc-js holds the status back while a message waits unread, so a second message
+    // (which must be refused, as grpc-js's own unary client does) would leave the call waiting
+    // out its deadline instead.
+    else this.call.startRead();
   }
 
   onReceiveStatus(status: StatusObject): void {
@@ -144,7 +150,7 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
     const header = this.#header ? new MetadataHeaders(this.#header) : new Headers();
     if (signal.aborted) response.reject(canceled(signal));
     else if (this.#readError) response.reject(statusToConnectError(this.#readError, header, false));
-    else if (status.code !== grpcStatus.OK) response.reject(statusToConnectError(status, header, this.readiness.neverSent(this.#mark)));
+    else if (status.code !== grpcStatus.OK) response.reject(statusToConnectError(status, header, this.readiness.neverSent(this.#mark), this.deadline));
     else if (this.#reply === undefined) response.reject(new ConnectError("no response message", Code.Unimplemented, header));
     else {
       const method = this.method;
@@ -188,8 +194,6 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const readiness = new ChannelReadiness(channel);
   const interceptors = options.interceptors ?? [];
 
-  const callOptions = (timeoutMs: number | undefined): CallOptions => (timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs });
-
   /**
    * A unary call straight on the channel (`Channel.createCall`, the public hook grpc-js's own
    * Client is built on), in the order grpc-js's Client drives it: start, read, send, half-close.
@@ -211,8 +215,9 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     } catch (error) {
       return Promise.reject(new ConnectError(`request message serialization failure: ${String(error)}`, Code.Internal));
     }
-    const call = channel.createCall(wire.path, timeoutMs === undefined ? Infinity : Date.now() + timeoutMs, undefined, null, undefined);
-    const unary = new UnaryCall<I, O>(call, method, wire, signal, readiness);
+    const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
+    const call = channel.createCall(wire.path, deadline, undefined, null, undefined);
+    const unary = new UnaryCall<I, O>(call, method, wire, signal, readiness, deadline);
     call.start(headersToMetadata(headers), unary);
     call.startRead();
     call.sendMessageWithContext({}, request);
@@ -234,7 +239,10 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     if (signal.aborted) throw canceled(signal);
     const wire = wireOf(method);
     const mark = readiness.callStarted();
-    const call: ClientDuplexStream<unknown, unknown> = client.makeBidiStreamRequest(wire.path, wire.serialize, wire.deserialize, headersToMetadata(headers), callOptions(timeoutMs));
+    // One deadline for grpc-js's timer and for reading a stream reset as the deadline passing.
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    const callOptions: CallOptions = deadline === undefined ? {} : { deadline };
+    const call: ClientDuplexStream<unknown, unknown> = client.makeBidiStreamRequest(wire.path, wire.serialize, wire.deserialize, headersToMetadata(headers), callOptions);
     // The status carries every failure; without a listener an `error` event would throw.
     call.on("error", () => undefined);
     const onAbort = () => call.cancel();
@@ -249,24 +257,36 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     );
     const failureOf = (status: StatusObject, header: Headers | undefined): ConnectError | undefined => {
       if (signal.aborted) return canceled(signal);
-      return status.code === grpcStatus.OK ? undefined : statusToConnectError(status, header, readiness.neverSent(mark));
+      return status.code === grpcStatus.OK ? undefined : statusToConnectError(status, header, readiness.neverSent(mark), deadline);
     };
     void sendAll(call, input, ended);
 
     // The stream is open when the response headers arrive; a trailers-only answer ends it at once.
     const opened = await Promise.race([new Promise<Headers>((resolve) => call.once("metadata", (metadata) => resolve(metadataToHeaders(metadata)))), ended]);
-    const header = opened instanceof Headers ? opened : new Headers();
-    if (!(opened instanceof Headers)) {
+    let header: Headers;
+    let trailersOnly: ConnectError | undefined;
+    if (opened instanceof Headers) header = opened;
+    else {
       const failure = failureOf(opened, undefined);
-      if (failure) throw failure;
+      // A trailers-only answer from the server (it sent metadata): its one header block is the
+      // response's headers and its trailers, and the error comes when the messages are read, as
+      // connect's gRPC transport gives it. A failure with nothing from the server (no connection,
+      // cancelled) fails the opening itself.
+      if (failure && Object.keys(opened.metadata.getMap()).length === 0) throw failure;
+      header = metadataToHeaders(opened.metadata);
+      trailersOnly = failure;
     }
     async function* receive(): AsyncGenerator<MessageShape<O>> {
       let complete = false;
       try {
+        if (trailersOnly) {
+          complete = true;
+          throw trailersOnly;
+        }
         try {
           for await (const message of call.iterator({ destroyOnReturn: false })) yield message as MessageShape<O>;
         } catch {
-          // The status below says what went wrong.
+          // The status below says what went wrong (Node's iterator yields what is buffered first).
         }
         complete = true;
         const failure = failureOf(await ended, header);

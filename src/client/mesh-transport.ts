@@ -1,4 +1,4 @@
-import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape } from "@bufbuild/protobuf";
+import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import type { Registry } from "prom-client";
@@ -315,6 +315,9 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       const error = ConnectError.from(caught);
       callObservers?.observe(method, error.code, (performance.now() - started) / 1000);
       endCallSpan(call.span, error.code, error, attempts);
+      // The last attempt's server answered before failing: give its headers as connect does.
+      const answered = signal?.aborted ? undefined : failedAfterAnswer(method, error);
+      if (answered) return answered;
       throw error;
     }
   }
@@ -359,15 +362,44 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
 }
 
 /**
+ * The response headers and trailers of a server stream that failed before its first message,
+ * by its error: connect's clients give them to the caller (`onHeader`, `onTrailer`) and raise the
+ * error when the messages are read; `stream()` does the same once retries are over.
+ */
+const answeredBeforeFailing = new WeakMap<ConnectError, { header: Headers; trailer: Headers }>();
+
+/**
+ * failedAfterAnswer is the stream response of a call whose server answered and then failed before
+ * any message: its headers and trailers, and messages that raise the failure.
+ */
+function failedAfterAnswer<I extends DescMessage, O extends DescMessage>(method: DescMethodStreaming<I, O>, error: ConnectError): StreamResponse<I, O> | undefined {
+  const answered = answeredBeforeFailing.get(error);
+  if (!answered) return undefined;
+  // eslint-disable-next-line require-yield -- a stream of no messages that fails when read
+  const messages = (async function* (): AsyncGenerator<MessageShape<O>> {
+    throw error;
+  })();
+  return { stream: true, service: method.parent, method, header: answered.header, trailer: answered.trailer, message: messages };
+}
+
+/**
  * withFirstMessage waits for a server stream's first message (or its end) before the stream
  * counts as open. A server that fails before its first message answers "trailers-only", which
  * connect reports only when the messages are read: without this, such a failure could never be
  * retried on another instance. (connect-node servers send their headers with the first message
  * anyway, so the open bound already applied to it.)
  */
-async function withFirstMessage<R extends { message: AsyncIterable<unknown> }>(response: R): Promise<R> {
+async function withFirstMessage<R extends { message: AsyncIterable<unknown>; header: Headers; trailer: Headers }>(response: R): Promise<R> {
   const iterator = response.message[Symbol.asyncIterator]();
-  const first = await iterator.next();
+  let first: IteratorResult<unknown>;
+  try {
+    first = await iterator.next();
+  } catch (caught) {
+    // The server answered (headers, maybe trailers-only) and failed before any message: keep
+    // what it said, for the caller to get as connect would give it if this failure is final.
+    if (caught instanceof ConnectError) answeredBeforeFailing.set(caught, { header: response.header, trailer: response.trailer });
+    throw caught;
+  }
   async function* rest() {
     if (first.done) return;
     yield first.value;

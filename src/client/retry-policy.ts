@@ -2,6 +2,7 @@ import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobu
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { neverSentCode } from "./never-sent.js";
+import { streamResetCode } from "./stream-reset.js";
 
 /** Node's codes for a connection that was never made: the request cannot have left. */
 const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
@@ -78,12 +79,17 @@ function hasCause(error: unknown, codes: ReadonlySet<string> | ((value: string) 
 const tlsHandshakeFailure = (code: string) =>
   code.startsWith("ERR_SSL_") || code.startsWith("ERR_TLS_") || /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/.test(code);
 
+/** The transport's mark of a stream the server reset without a status (stream-reset.ts). */
+const streamReset = new Set([streamResetCode]);
+
 /**
  * attemptError turns any attempt failure into the ConnectError the caller and the breaker see.
- * A breaker refusal becomes UNAVAILABLE; so does a broken connection, which connect-node reports
- * as ABORTED, UNKNOWN or CANCELED (an instance killed mid-call resets its connections and
- * streams): for the caller it is the instance that became unavailable, and gRPC's own clients
- * say UNAVAILABLE for it too. A cancellation the caller asked for stays CANCELED.
+ * A breaker refusal becomes UNAVAILABLE; so does a broken connection: a stream reset without a
+ * status (an instance killed mid-call resets its streams; the grpc-js transport marks that with a
+ * `StreamResetError` cause), or Node's codes for a broken connection: for the caller it is the
+ * instance that became unavailable, and gRPC's own clients say UNAVAILABLE for it too. A CANCELED
+ * status the server sent stays CANCELED (it is the server's answer), and so does a cancellation
+ * the caller asked for.
  */
 export function attemptError(error: unknown, instanceId: string, breakerRefused: boolean, callerCanceled = false): ConnectError {
   if (breakerRefused) return new ConnectError(`circuit breaker of instance ${instanceId} is open`, Code.Unavailable);
@@ -92,9 +98,7 @@ export function attemptError(error: unknown, instanceId: string, breakerRefused:
   if (hasCause(error, tlsHandshakeFailure)) {
     return new ConnectError(`TLS handshake with instance ${instanceId} failed: ${connectError.rawMessage}`, Code.Unavailable, undefined, undefined, error);
   }
-  // CANCELED that the caller did not ask for: the stream was reset under us (an instance dying
-  // resets its streams with CANCEL), which for the caller is an unavailable instance.
-  const resetUnderUs = connectError.code === Code.Canceled && !callerCanceled;
+  const resetUnderUs = connectError.code === Code.Canceled && !callerCanceled && hasCause(error, streamReset);
   if (resetUnderUs || (connectError.code !== Code.Canceled && hasCause(error, brokenConnectionCauses))) {
     return new ConnectError(`connection to instance ${instanceId} broke: ${connectError.rawMessage}`, Code.Unavailable, undefined, undefined, error);
   }

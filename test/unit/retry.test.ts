@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { backoffDelay } from "../../src/client/backoff.js";
 import { createRetryBudget } from "../../src/client/retry-budget.js";
+import { StreamResetError } from "../../src/client/stream-reset.js";
 import { attemptError, isRetryable, neverSent } from "../../src/client/retry-policy.js";
 import { nextIndex } from "../../src/client/resolver-consul.js";
 import { createWeightedIndex } from "../../src/client/weighted-index.js";
@@ -58,13 +59,20 @@ describe("retry policy", () => {
 
 describe("attemptError", () => {
   it("turns a stream reset the caller did not ask for into UNAVAILABLE, and keeps a caller's cancel", () => {
-    const reset = new ConnectError("http/2 stream closed with error code CANCEL (0x8)", Code.Canceled);
+    const reset = new ConnectError("stream reset by the server: Call cancelled", Code.Canceled, undefined, undefined, new StreamResetError("Call cancelled"));
     assert.equal(attemptError(reset, "i-1", false, false).code, Code.Unavailable);
     assert.equal(attemptError(reset, "i-1", false, true).code, Code.Canceled);
     const aborted = new ConnectError("read ECONNRESET", Code.Aborted, undefined, undefined, Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }));
     assert.equal(attemptError(aborted, "i-1", false).code, Code.Unavailable);
     assert.equal(attemptError(new ConnectError("bad", Code.InvalidArgument), "i-1", false).code, Code.InvalidArgument);
     assert.match(attemptError(new Error("x"), "i-1", true).rawMessage, /circuit breaker of instance i-1 is open/);
+  });
+
+  it("keeps a CANCELED status the server sent (no stream reset) as CANCELED", () => {
+    const fromServer = new ConnectError("the server cancelled", Code.Canceled);
+    const error = attemptError(fromServer, "i-1", false, false);
+    assert.equal(error.code, Code.Canceled);
+    assert.equal(error.rawMessage, "the server cancelled");
   });
 });
 
