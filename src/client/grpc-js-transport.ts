@@ -310,6 +310,16 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
           : sendUnary(request.method as DescMethodUnary, request.signal, timeoutMs, request.header, request.message),
     );
 
+  // What an intercepted request carries besides its kind and message, as Connect's transports fill it.
+  const requestFields = (method: DescMethodUnary | DescMethodStreaming, header: Headers, signal: AbortSignal | undefined, contextValues: ContextValues | undefined) => ({
+    service: method.parent,
+    requestMethod: "POST",
+    url: `${baseUrl}/${method.parent.typeName}/${method.name}`,
+    header,
+    contextValues: contextValues ?? createContextValues(),
+    signal: signal ?? neverAborted,
+  });
+
   return {
     unary<I extends DescMessage, O extends DescMessage>(
       method: DescMethodUnary<I, O>,
@@ -322,17 +332,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
       const message = create(method.input, input);
       const headers = header instanceof Headers ? header : new Headers(header);
       if (interceptors.length === 0) return sendUnary(method, signal ?? neverAborted, timeoutMs, headers, message);
-      const request: UnaryRequest<I, O> = {
-        stream: false,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: `${baseUrl}/${method.parent.typeName}/${method.name}`,
-        header: headers,
-        contextValues: contextValues ?? createContextValues(),
-        signal: signal ?? neverAborted,
-        message,
-      };
+      const request: UnaryRequest<I, O> = { ...requestFields(method, headers, signal, contextValues), stream: false, method, message };
       return intercepted(timeoutMs)(request) as Promise<UnaryResponse<I, O>>;
     },
 
@@ -347,17 +347,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
       const messages = createAll(method.input, input);
       const headers = header instanceof Headers ? header : new Headers(header);
       if (interceptors.length === 0) return openStream(method, signal ?? neverAborted, timeoutMs, headers, messages);
-      const request: StreamRequest<I, O> = {
-        stream: true,
-        service: method.parent,
-        method,
-        requestMethod: "POST",
-        url: `${baseUrl}/${method.parent.typeName}/${method.name}`,
-        header: headers,
-        contextValues: contextValues ?? createContextValues(),
-        signal: signal ?? neverAborted,
-        message: messages,
-      };
+      const request: StreamRequest<I, O> = { ...requestFields(method, headers, signal, contextValues), stream: true, method, message: messages };
       return intercepted(timeoutMs)(request) as Promise<StreamResponse<I, O>>;
     },
 
