@@ -141,7 +141,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
 
   // Every accepted connection, so that a drain and its forced end reach each one of them.
   const connections = createConnectionTracker({ handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs });
-  const { server, h2Sessions, h1Server, stopTlsWatch } = options.tls
+  const { server, h2Sessions, h1Server, stopHttp1, stopTlsWatch } = options.tls
     ? createTlsServer(handler, options.tls, connections, leanGrpc)
     : { ...createDualProtocolServer(handler, connections, leanGrpc), stopTlsWatch: () => undefined };
 
@@ -174,6 +174,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       await closed;
       clearTimeout(timer);
       clearInterval(closeIdleHttp1);
+      stopHttp1();
     })());
 
   return { host: listenHost, port, health: status, serviceNames, drain };
@@ -189,6 +190,11 @@ function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>
   const h2Server = http2.createServer(handler);
   if (leanGrpc) routeHttp2Streams(h2Server, leanGrpc);
   const h1Server = http.createServer(handler);
+  // http.Server starts tracking its connections (which closeIdleConnections needs) on its
+  // 'listening' event. This one never listens: the port's server hands it sockets. Without this,
+  // a drain could not close an idle keep-alive connection and waited out the keep-alive timeout.
+  // The tracking's check timer is unref'd, and h1Server.close() at the end of a drain clears it.
+  h1Server.emit("listening");
   const h2Sessions = trackSessions(h2Server, connections);
   h1Server.on("request", (request: http.IncomingMessage) => connections.started(request.socket));
   const server = net.createServer((socket) => {
@@ -201,7 +207,9 @@ function createDualProtocolServer(handler: ReturnType<typeof connectNodeAdapter>
     });
     socket.on("error", () => socket.destroy());
   });
-  return { server, h2Sessions, h1Server };
+  // Clears the connection tracking started above: the server itself never listened.
+  const stopHttp1 = () => void h1Server.close();
+  return { server, h2Sessions, h1Server, stopHttp1 };
 }
 
 /**
@@ -237,7 +245,9 @@ function createTlsServer(
   // With allowHTTP1 the secure server tracks its HTTP/1.1 connections as an http.Server does
   // (Node's typings omit it): closeIdleConnections closes those between requests.
   const h1Server = server as unknown as Pick<http.Server, "closeIdleConnections">;
-  return { server: server as unknown as net.Server, h2Sessions, h1Server, stopTlsWatch };
+  // The secure server listened itself: closing it is the drain's own server.close().
+  const stopHttp1 = () => undefined;
+  return { server: server as unknown as net.Server, h2Sessions, h1Server, stopHttp1, stopTlsWatch };
 }
 
 /** The server's open HTTP/2 sessions; each counts as started once the client's preface and SETTINGS arrived. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
+import http from "node:http";
 import http2 from "node:http2";
 import https from "node:https";
 import net from "node:net";
@@ -111,6 +112,30 @@ describe("drain and slow-loris guard: every accepted connection is tracked, star
     const host = await startHost({ handshakeTimeoutMs: 400, tls: serverFiles });
     const silent = await open(host.port);
     assert.equal(await closedWithin(silent, 2000), true);
+  });
+
+  it("without TLS, a drain closes an idle HTTP/1.1 keep-alive connection at once", async () => {
+    // The cleartext port hands HTTP/1.1 sockets to an http.Server that never listens itself.
+    const host = await startHost();
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const idle = await new Promise<net.Socket>((resolve, reject) => {
+        http
+          .get({ host: "127.0.0.1", port: host.port, path: "/metrics", agent }, (response) => {
+            assert.equal(response.httpVersion, "1.1");
+            const socket = response.socket as net.Socket;
+            response.resume();
+            response.on("end", () => resolve(socket));
+          })
+          .on("error", reject);
+      });
+      idle.on("error", () => undefined);
+      const tookMs = await settlesWithin(host.drain(5000), 6000);
+      assert.ok(tookMs !== undefined && tookMs < 2000, `drain took ${tookMs ?? "more than 6000"} ms with nothing in flight`);
+      assert.equal(await closedWithin(idle, 100), true);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it("under TLS, a drain closes idle HTTP/1.1 and unstarted connections at once", async () => {
