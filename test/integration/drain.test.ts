@@ -119,17 +119,7 @@ describe("drain and slow-loris guard: every accepted connection is tracked, star
     const host = await startHost();
     const agent = new http.Agent({ keepAlive: true });
     try {
-      const idle = await new Promise<net.Socket>((resolve, reject) => {
-        http
-          .get({ host: "127.0.0.1", port: host.port, path: "/metrics", agent }, (response) => {
-            assert.equal(response.httpVersion, "1.1");
-            const socket = response.socket as net.Socket;
-            response.resume();
-            response.on("end", () => resolve(socket));
-          })
-          .on("error", reject);
-      });
-      idle.on("error", () => undefined);
+      const idle = await idleHttp1Connection(http, host.port, agent);
       const tookMs = await settlesWithin(host.drain(5000), 6000);
       assert.ok(tookMs !== undefined && tookMs < 2000, `drain took ${tookMs ?? "more than 6000"} ms with nothing in flight`);
       assert.equal(await closedWithin(idle, 100), true);
@@ -143,17 +133,7 @@ describe("drain and slow-loris guard: every accepted connection is tracked, star
     const agent = new https.Agent({ keepAlive: true, ca: await readFile(pki.caFile) });
     try {
       // One HTTP/1.1 request over TLS, its connection then kept alive and idle.
-      const idle = await new Promise<net.Socket>((resolve, reject) => {
-        https
-          .get({ host: "127.0.0.1", port: host.port, path: "/metrics", agent }, (response) => {
-            assert.equal(response.httpVersion, "1.1");
-            const socket = response.socket as net.Socket;
-            response.resume();
-            response.on("end", () => resolve(socket));
-          })
-          .on("error", reject);
-      });
-      idle.on("error", () => undefined);
+      const idle = await idleHttp1Connection(https, host.port, agent);
       const silent = await open(host.port);
       const tookMs = await settlesWithin(host.drain(5000), 6000);
       assert.ok(tookMs !== undefined && tookMs < 2000, `drain took ${tookMs ?? "more than 6000"} ms with nothing in flight`);
@@ -178,3 +158,19 @@ describe("drain and slow-loris guard: every accepted connection is tracked, star
     assert.equal(await closedWithin(socket, 500), true);
   });
 });
+
+/** One HTTP/1.1 request through `agent` (keep-alive), whose connection then stays open and idle. */
+async function idleHttp1Connection(client: typeof http | typeof https, port: number, agent: http.Agent): Promise<net.Socket> {
+  const socket = await new Promise<net.Socket>((resolve, reject) => {
+    client
+      .get({ host: "127.0.0.1", port, path: "/metrics", agent }, (response) => {
+        assert.equal(response.httpVersion, "1.1");
+        const socket = response.socket as net.Socket;
+        response.resume();
+        response.on("end", () => resolve(socket));
+      })
+      .on("error", reject);
+  });
+  socket.on("error", () => undefined);
+  return socket;
+}
