@@ -17,12 +17,16 @@ import { createAsyncIterable } from "@connectrpc/connect/protocol";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { GrpcReply } from "./grpc-reply.js";
 import { readSingleMessage, requestHeaders } from "./grpc-wire.js";
+import { streamContextOf } from "./stream-context.js";
 
 /** GrpcStreamHandlerOptions configure `createGrpcStreamHandler`. */
 export interface GrpcStreamHandlerOptions {
   /** Implementations by request path ("/package.Service/Method"), see route-recorder.ts. */
   methods: ReadonlyMap<string, MethodImplSpec>;
-  /** The host's Connect interceptors, outermost first: the very ones connect-node runs. */
+  /**
+   * The host's Connect interceptors, outermost first: the very ones connect-node runs, with
+   * `recordStreamContext`'s innermost one (a streamed response is written in its context).
+   */
   interceptors?: readonly Interceptor[];
   /** Largest request message, in bytes. */
   readMaxBytes: number;
@@ -166,23 +170,32 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
       }
       const response = await chain({ ...common, stream: true, method, message: createAsyncIterable([message]) } as StreamRequest);
       copyHeaders(response.header, responseHeader);
-      const messages = (response.message as AsyncIterable<UnaryResponse["message"]>)[Symbol.asyncIterator]();
-      try {
-        for (;;) {
-          const next = await messages.next();
-          if (next.done || reply.finished) break;
-          if (!reply.send(toBinary(output, next.value))) await reply.drained();
-        }
-      } finally {
-        // The caller went away, or the deadline passed: let the handler's generator clean up.
-        if (reply.finished) void messages.return?.().catch(() => undefined);
-      }
+      const messages = response.message as AsyncIterable<UnaryResponse["message"]>;
+      // The handler's body and the interceptors' stream wrappers run on our next() calls: in the
+      // context the interceptors set up (stream-context.ts), entered once, kept by every await.
+      const inContext = streamContextOf(values);
+      await (inContext ? inContext(() => writeAll(messages, output, reply)) : writeAll(messages, output, reply));
       copyHeaders(response.trailer, responseTrailer);
     })
     .then(
       () => finish(),
       (error: unknown) => finish(error),
     );
+}
+
+/** Writes each message of a server stream, waiting for the peer when the stream's buffer is full. */
+async function writeAll(messages: AsyncIterable<UnaryResponse["message"]>, output: DescMessage, reply: GrpcReply): Promise<void> {
+  const iterator = messages[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done || reply.finished) break;
+      if (!reply.send(toBinary(output, next.value))) await reply.drained();
+    }
+  } finally {
+    // The caller went away, or the deadline passed: let the handler's generator clean up.
+    if (reply.finished) void iterator.return?.().catch(() => undefined);
+  }
 }
 
 function isGrpcProto(contentType: string | undefined): boolean {

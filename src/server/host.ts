@@ -15,7 +15,7 @@ import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
-import { keepContextInStreams } from "./stream-context.js";
+import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
 
 /** ServerHostOptions configure `startServerHost`. */
@@ -103,15 +103,16 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   let leanGrpc: GrpcStreamHandler | undefined;
   const readMaxBytes = options.readMaxBytes ?? fourMebibytes;
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
+  // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
+  // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
   const interceptors = keepContextInStreams(options.interceptors ?? []);
+  const leanInterceptors = recordStreamContext(options.interceptors ?? []);
   const handler = connectNodeAdapter({
     grpc: true,
     grpcWeb: true,
     connect: true,
     readMaxBytes,
     writeMaxBytes,
-    // Streaming handlers' bodies keep the deadline and trace context the interceptors set up; the
-    // lean gRPC path runs the very same chain.
     interceptors,
     shutdownSignal: forceShutdown.signal,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
@@ -133,7 +134,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       health = createHealthStatus(serviceNames);
       healthRoutes(health, draining.signal)(router);
       reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
-      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors, readMaxBytes, writeMaxBytes });
+      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes });
     },
   });
   if (!health) throw new Error("connect did not build the routes synchronously");
