@@ -58,6 +58,11 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
     }),
     spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 500 })],
+    // Traces only. Left to its defaults (OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER unset), the
+    // SDK would also start an OTLP metrics reader and an OTLP log exporter aimed at the trace
+    // collector, which takes neither: metrics are prom-client's (/metrics), logs are pino's.
+    metricReaders: [],
+    logRecordProcessors: [],
     instrumentations: options.instrumentations ?? [],
   });
   sdk.start();
