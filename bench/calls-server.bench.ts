@@ -119,6 +119,8 @@ interface Measured {
   p50Ms: number;
   p99Ms: number;
   failed: number;
+  /** CPU the trace collector (Jaeger, on the same cores) spent per call meanwhile; NaN when not measured. */
+  collectorMicrosPerCall: number;
 }
 
 const execFileAsync = promisify(execFile);
@@ -143,10 +145,12 @@ async function ghz(port: number, workload: Workload, durationSeconds: number): P
   return JSON.parse(stdout) as GhzReport;
 }
 
-async function measure(server: RunningServer, workload: Workload): Promise<Measured> {
+async function measure(server: RunningServer, workload: Workload, collectorPid?: number): Promise<Measured> {
   const cpuBefore = cpuSeconds(server.pid);
+  const collectorBefore = collectorPid === undefined ? NaN : cpuSeconds(collectorPid);
   const report = await ghz(server.port, workload, seconds);
   const cpu = cpuSeconds(server.pid) - cpuBefore;
+  const collectorCpu = collectorPid === undefined ? NaN : cpuSeconds(collectorPid) - collectorBefore;
   const latency = (percentage: number) => (report.latencyDistribution?.find((entry) => entry.percentage === percentage)?.latency ?? NaN) / 1e6;
   const ok = report.statusCodeDistribution?.OK ?? 0;
   // ghz cuts the calls still in flight when its duration ends ("use of closed network
@@ -163,7 +167,19 @@ async function measure(server: RunningServer, workload: Workload): Promise<Measu
     p50Ms: latency(50),
     p99Ms: latency(99),
     failed: report.count - ok - cutAtEnd,
+    collectorMicrosPerCall: (collectorCpu * 1e6) / Math.max(1, ok),
   };
+}
+
+/** The pid of the Jaeger that `make infra-up` started (.run/jaeger.pid), if it still runs. */
+function collectorPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync(path.join(projectRoot, ".run/jaeger.pid"), "utf8").trim());
+    cpuSeconds(pid);
+    return pid;
+  } catch {
+    return undefined;
+  }
 }
 
 const median = (values: number[]) => {
@@ -221,11 +237,12 @@ async function main() {
     // Warm-up: JIT and connection set-up, not measured.
     for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
 
+    const jaeger = collectorPid();
     const results = new Map<string, Measured[]>();
     for (let round = 1; round <= rounds; round++) {
       for (const workload of workloads) {
         for (const kind of workload.servers) {
-          const measured = await measure(servers.get(kind)!, workload);
+          const measured = await measure(servers.get(kind)!, workload, kind === "host + interceptors" ? jaeger : undefined);
           const key = `${workload.name}|${kind}`;
           results.set(key, [...(results.get(key) ?? []), measured]);
           console.error(`round ${round} ${workload.name} ${kind}: ${measured.callsPerSecond.toFixed(0)} calls/s, ${measured.cpuMicrosPerCall.toFixed(0)} us CPU/call, failed ${measured.failed}`);
@@ -240,6 +257,7 @@ async function main() {
         p50Ms: median(runs.map((r) => r.p50Ms)),
         p99Ms: median(runs.map((r) => r.p99Ms)),
         failed: runs.reduce((sum, r) => sum + r.failed, 0),
+        collectorMicrosPerCall: median(runs.map((r) => r.collectorMicrosPerCall)),
       };
     };
 
@@ -266,7 +284,8 @@ async function main() {
         `${workload.name}: host / grpc-js calls/s = ${hostRatio.toFixed(2)} (target >= 0.80: ${hostRatio >= 0.8 ? "met" : "NOT met"}); server CPU per call ${hostCpu.toFixed(2)}x grpc-js's`,
       );
       verdicts.push(
-        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.toFixed(2)} (target >= 0.85: ${interceptorRatio >= 0.85 ? "met" : "NOT met"}); server CPU per call ${interceptorCpu.toFixed(2)}x`,
+        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.toFixed(2)} (target >= 0.85: ${interceptorRatio >= 0.85 ? "met" : "NOT met"}); server CPU per call ${interceptorCpu.toFixed(2)}x` +
+          (Number.isNaN(intercepted.collectorMicrosPerCall) ? "" : `; the trace collector (Jaeger, same cores) spent ${intercepted.collectorMicrosPerCall.toFixed(0)} us CPU per call`),
       );
     }
     console.log(`\n${verdicts.join("\n")}`);
