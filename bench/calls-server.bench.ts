@@ -9,6 +9,8 @@
  *   - host + interceptors      the echo service (runService): tracing sampled at 100% and exported
  *                              to the running Jaeger, metrics, error mapping, deadline, validation,
  *                              info logs, registered in Consul
+ *   - host + interceptors, no spans   the same with the always_off sampler (for reference: what
+ *                              everything but the spans costs)
  * Workloads: tiny unary, 10 KB unary (10 KB each way), server streams of 100 messages. Rounds
  * alternate the servers, so a noisy neighbour hurts them alike; the median round counts. Calls/s
  * on a shared 2-core box swing with the neighbours' load; server CPU per call (from /proc, the
@@ -40,7 +42,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 1000);
 /** Linux reports process CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
 const clockTicksPerSecond = 100;
 
-type ServerKind = "grpc-js" | "connect-node" | "host via connect-node" | "host" | "host + interceptors";
+type ServerKind = "grpc-js" | "connect-node" | "host via connect-node" | "host" | "host + interceptors" | "host + interceptors, no spans";
 
 interface Workload {
   name: string;
@@ -51,11 +53,11 @@ interface Workload {
   servers: ServerKind[];
 }
 
-const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", "host + interceptors"];
+const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", "host + interceptors", "host + interceptors, no spans"];
 const workloads: Workload[] = [
   { name: "tiny unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "bench" }, messages: 1, servers: allServers },
-  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", "host + interceptors"] },
-  { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", "host + interceptors"] },
+  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", "host + interceptors", "host + interceptors, no spans"] },
+  { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", "host + interceptors", "host + interceptors, no spans"] },
 ];
 
 interface RunningServer {
@@ -83,11 +85,18 @@ async function startBenchServer(kind: string): Promise<RunningServer> {
   };
 }
 
-/** The echo service as users run it: every interceptor on, tracing to the running Jaeger. */
-async function startEchoService(): Promise<RunningServer> {
+/**
+ * The echo service as users run it: every interceptor on, tracing to the running Jaeger. With the
+ * `always_off` sampler (a reference row, not a target) the tracing interceptor still runs but the
+ * SDK records no span: what the other interceptors cost, apart from spans.
+ */
+async function startEchoService(sampler: "always_on" | "always_off"): Promise<RunningServer> {
   const service: ServiceProcess = await startServiceProcess("src/reference/services/echo/main.ts", {
-    SERVICE_NAME: `echo-calls-bench-${process.pid}`,
-    OTEL_TRACES_SAMPLER: "always_on",
+    SERVICE_NAME: `echo-calls-bench-${sampler === "always_on" ? "" : "nospans-"}${process.pid}`,
+    // Every answer carries the instance id: as long as the other servers' ("bench-host"), so
+    // that all of them send the same bytes (the default, name plus a UUID, is 4x longer).
+    INSTANCE_ID: sampler === "always_on" ? "bench-echo" : "bench-none",
+    OTEL_TRACES_SAMPLER: sampler,
     LOG_LEVEL: "info",
   });
   return { pid: service.child.pid!, port: service.port, stop: () => killProcess(service) };
@@ -232,7 +241,8 @@ async function main() {
     servers.set("connect-node", await startBenchServer("connect-node"));
     servers.set("host via connect-node", await startBenchServer("host-connect-node"));
     servers.set("host", await startBenchServer("host"));
-    servers.set("host + interceptors", await startEchoService());
+    servers.set("host + interceptors", await startEchoService("always_on"));
+    servers.set("host + interceptors, no spans", await startEchoService("always_off"));
 
     // Warm-up: JIT and connection set-up, not measured.
     for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
@@ -308,7 +318,7 @@ async function main() {
       }
     }
 
-    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", path.join(projectRoot, "bench/support/interceptor-costs.ts")], { cwd: projectRoot, timeout: 120_000 });
+    const { stdout } = await execFileAsync(process.execPath, ["--expose-gc", "--import", "tsx", path.join(projectRoot, "bench/support/interceptor-costs.ts")], { cwd: projectRoot, timeout: 120_000 });
     const costs = JSON.parse(stdout.trim().split("\n").pop()!) as Record<string, number>;
     const harness = costs.none ?? 0;
     console.log("\ninterceptor cost per call apart from the network (in-process, 2,000 calls/s paced, CPU per call minus the bare harness's; tracing includes the export to Jaeger):\n");
