@@ -204,7 +204,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     method: DescMethodUnary<I, O>,
     signal: AbortSignal,
     timeoutMs: number | undefined,
-    headers: Headers,
+    headers: Headers | undefined,
     message: MessageShape<I>,
   ): Promise<UnaryResponse<I, O>> {
     if (signal.aborted) return Promise.reject(canceled(signal));
@@ -218,7 +218,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     const call = channel.createCall(wire.path, deadline, undefined, null, undefined);
     const unary = new UnaryCall<I, O>(call, method, wire, signal, readiness, deadline);
-    call.start(headersToMetadata(headers), unary);
+    call.start(headers ? headersToMetadata(headers) : new Metadata(), unary);
     call.startRead();
     call.sendMessageWithContext({}, request);
     call.halfClose();
@@ -330,8 +330,9 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
       const message = create(method.input, input);
+      // No headers to send (the mesh passes none when there are none): no Headers to build.
+      if (interceptors.length === 0) return sendUnary(method, signal ?? neverAborted, timeoutMs, header === undefined || header instanceof Headers ? header : new Headers(header), message);
       const headers = header instanceof Headers ? header : new Headers(header);
-      if (interceptors.length === 0) return sendUnary(method, signal ?? neverAborted, timeoutMs, headers, message);
       const request: UnaryRequest<I, O> = { ...requestFields(method, headers, signal, contextValues), stream: false, method, message };
       return intercepted(timeoutMs)(request) as Promise<UnaryResponse<I, O>>;
     },

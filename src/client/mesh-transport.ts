@@ -199,19 +199,32 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
 
   const methodOptions = (method: DescMethod): MethodOptions | undefined =>
     options.methods?.[method.name] ?? options.methods?.[`${method.parent.typeName}/${method.name}`];
-  // One hedge delay per method: each keeps its own latency percentile.
-  const hedgeDelays = new Map<DescMethod, { delay: HedgeDelay; maxAttempts: number } | undefined>();
-  const hedgeOf = (method: DescMethod) => {
-    if (hedgeDelays.has(method)) return hedgeDelays.get(method);
-    const perMethod = methodOptions(method)?.hedging;
-    const hedging = perMethod === undefined ? options.hedging : perMethod;
-    const hedge = hedging && isIdempotent(method) ? { delay: new HedgeDelay(hedging), maxAttempts: Math.max(2, hedging.maxAttempts ?? 2) } : undefined;
-    hedgeDelays.set(method, hedge);
-    return hedge;
+  /**
+   * What every call of one method shares, worked out at its first call: its hedging (one hedge
+   * delay per method, each keeping its own latency percentile) and its classifiers.
+   */
+  interface MethodPlan {
+    hedge: { delay: HedgeDelay; maxAttempts: number } | undefined;
+    /** The method's classifier, then the transport's; only those set. */
+    classifiers: readonly OutcomeClassifier[];
+  }
+  const plans = new Map<DescMethod, MethodPlan>();
+  const planOf = (method: DescMethod): MethodPlan => {
+    let plan = plans.get(method);
+    if (plan) return plan;
+    const perMethod = methodOptions(method);
+    const hedging = perMethod?.hedging === undefined ? options.hedging : perMethod.hedging;
+    plan = {
+      hedge: hedging && isIdempotent(method) ? { delay: new HedgeDelay(hedging), maxAttempts: Math.max(2, hedging.maxAttempts ?? 2) } : undefined,
+      classifiers: [perMethod?.classifier, options.classifier].filter((classifier) => classifier !== undefined),
+    };
+    plans.set(method, plan);
+    return plan;
   };
 
   const openStreams: OpenStreams = new Set();
 
+  const resolved = () => resolver.resolved;
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
     const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now())));
@@ -224,11 +237,10 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     }
   };
 
-  /** Everything a call needs but its `send`: deadline, span, classifiers, hedging. */
-  const prepare = (method: DescMethodUnary | DescMethodStreaming, signal: AbortSignal | undefined, deadline: number, header: HeaderInit | undefined, contextValues: ContextValues | undefined) => {
-    const { span, context } = startCallSpan(service, method);
+  /** The classifiers of one call: the caller's own (through its context values) first. */
+  const classifiersOf = (plan: MethodPlan, contextValues: ContextValues | undefined): readonly OutcomeClassifier[] => {
     const perCall = contextValues?.get(outcomeClassifierKey);
-    return { method, signal, deadline, header, span, traceContext: context, classifiers: [perCall, methodOptions(method)?.classifier, options.classifier] };
+    return perCall ? [perCall, ...plan.classifiers] : plan.classifiers;
   };
 
   async function unary<I extends DescMessage, O extends DescMessage>(
@@ -243,18 +255,27 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     const own = started + (timeoutMs ?? defaultTimeoutMs);
     const inherited = inheritedDeadline();
     const deadline = inherited === undefined ? own : Math.min(own, inherited);
+    const plan = planOf(method);
+    const { span, context } = startCallSpan(service, method);
+    // Built field by field: every call makes one, and spreading a prepared object into it cost a copy.
     const call: LogicalCall<UnaryResponse<I, O>> = {
-      ...prepare(method, signal, deadline, header, contextValues),
+      method,
+      signal,
+      deadline,
       deadlineOnWire: true,
       opensStream: false,
       replayable: true,
-      hedge: hedgeOf(method),
+      header,
+      classifiers: classifiersOf(plan, contextValues),
+      hedge: plan.hedge,
+      span,
+      traceContext: context,
       send: (endpoint, attemptTimeoutMs, attemptSignal, headers) => endpoint.transport.unary(method, attemptSignal, attemptTimeoutMs, headers, input, contextValues),
     };
     budget.deposit();
     let attempts = 0;
     try {
-      await awaitInstances(deadline, signal);
+      if (!resolved()) await awaitInstances(deadline, signal); // once resolved, no promise to await
       const won = await runCall(env, call);
       attempts = won.attempts;
       callObservers?.observe(method, 0, (performance.now() - started) / 1000);
@@ -287,8 +308,15 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     // live as long as it likes; its opening is still bounded by `timeoutMs`.
     const inherited = inheritedDeadline();
     const callers = timeoutMs === undefined ? inherited : Math.min(started + timeoutMs, inherited ?? Infinity);
+    const { span, context } = startCallSpan(service, method);
     const call: LogicalCall<StreamResponse<I, O>> = {
-      ...prepare(method, signal, callers ?? started + defaultTimeoutMs, header, contextValues),
+      method,
+      signal,
+      deadline: callers ?? started + defaultTimeoutMs,
+      header,
+      classifiers: classifiersOf(planOf(method), contextValues),
+      span,
+      traceContext: context,
       deadlineOnWire: callers !== undefined,
       opensStream: true,
       replayable,
@@ -301,7 +329,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     budget.deposit();
     let attempts = 0;
     try {
-      await awaitInstances(call.deadline, signal);
+      if (!resolved()) await awaitInstances(call.deadline, signal);
       const won = await runCall(env, call);
       attempts = won.attempts;
       return {
