@@ -1,6 +1,7 @@
 import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import type { Context, Span } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import { inheritedDeadline } from "../common/deadline.js";
 import { CodeObservers } from "../common/code-observers.js";
@@ -257,21 +258,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     const deadline = inherited === undefined ? own : Math.min(own, inherited);
     const plan = planOf(method);
     const { span, context } = startCallSpan(service, method);
-    // Built field by field: every call makes one, and spreading a prepared object into it cost a copy.
-    const call: LogicalCall<UnaryResponse<I, O>> = {
-      method,
-      signal,
-      deadline,
-      deadlineOnWire: true,
-      opensStream: false,
-      replayable: true,
-      header,
-      classifiers: classifiersOf(plan, contextValues),
-      hedge: plan.hedge,
-      span,
-      traceContext: context,
-      send: (endpoint, attemptTimeoutMs, attemptSignal, headers) => endpoint.transport.unary(method, attemptSignal, attemptTimeoutMs, headers, input, contextValues),
-    };
+    const call = new UnaryLogicalCall(method, signal, deadline, header, classifiersOf(plan, contextValues), plan.hedge, span, context, input, contextValues);
     budget.deposit();
     let attempts = 0;
     try {
@@ -387,6 +374,33 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       stopTlsWatch();
     },
   };
+}
+
+/**
+ * UnaryLogicalCall is one unary call as the retrying loop runs it. A class, so that `send` is a
+ * method rather than a closure over the request made for every call.
+ */
+class UnaryLogicalCall<I extends DescMessage, O extends DescMessage> implements LogicalCall<UnaryResponse<I, O>> {
+  readonly deadlineOnWire = true;
+  readonly opensStream = false;
+  readonly replayable = true;
+
+  constructor(
+    readonly method: DescMethodUnary<I, O>,
+    readonly signal: AbortSignal | undefined,
+    readonly deadline: number,
+    readonly header: HeaderInit | undefined,
+    readonly classifiers: readonly OutcomeClassifier[],
+    readonly hedge: LogicalCall<unknown>["hedge"],
+    readonly span: Span,
+    readonly traceContext: Context,
+    private readonly input: MessageInitShape<I>,
+    private readonly contextValues: ContextValues | undefined,
+  ) {}
+
+  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers | undefined): Promise<UnaryResponse<I, O>> {
+    return endpoint.transport.unary(this.method, signal, timeoutMs, headers, this.input, this.contextValues);
+  }
 }
 
 /**
