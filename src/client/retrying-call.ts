@@ -92,7 +92,8 @@ export function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Promise<
  * step (every unary call runs through here).
  */
 class RetryingCall<R> {
-  readonly #inFlight = new Set<MeshAttempt<R>>();
+  /** In launch order. An array: a call has a few at most, and indexing it makes no iterator. */
+  readonly #inFlight: MeshAttempt<R>[] = [];
   readonly #maxAttempts: number;
   /** The endpoints tried, made at the second attempt (the first only needs `#first`). */
   #tried: Set<MeshEndpoint> | undefined;
@@ -116,7 +117,7 @@ class RetryingCall<R> {
     if (this.#tried) this.#tried.add(pick.endpoint);
     else this.#first = pick.endpoint;
     this.#attempts++;
-    this.#inFlight.add(new MeshAttempt(this.call, pick, kind, this.#attempts, this.env.attemptTimeoutMs));
+    this.#inFlight.push(new MeshAttempt(this.call, pick, kind, this.#attempts, this.env.attemptTimeoutMs));
     return true;
   }
 
@@ -125,14 +126,15 @@ class RetryingCall<R> {
    * ends (as "cancelled": a lost hedge says nothing about its instance).
    */
   #cancelOthers(winner: Attempt | undefined): void {
-    for (const attempt of this.#inFlight) {
+    for (let i = 0; i < this.#inFlight.length; i++) {
+      const attempt = this.#inFlight[i]!;
       if (attempt === winner) continue;
       attempt.controller?.abort(new ConnectError("another attempt answered first", Code.Canceled));
       // Recorded now: the call's span ends before the cancelled attempt does.
       recordAttempt(this.call.span, attempt, Code.Canceled);
       void attempt.finished.then((late) => settleAttempt(this.env, this.call, late, late.outcome, late.error));
     }
-    this.#inFlight.clear();
+    this.#inFlight.length = 0;
   }
 
   /** The next attempt to finish, or "hedge" when the moment to hedge comes first. */
@@ -143,14 +145,13 @@ class RetryingCall<R> {
     const hedgeAfter = this.#hedging && this.#attempts < this.#maxAttempts ? Math.min(call.hedge!.delay.current(), Math.max(0, (call.deadline - performance.now()) / 2)) : undefined;
     // One attempt in flight and no hedge to wait for, the common case: its own promise, with no
     // race to build.
-    if (hedgeAfter === undefined && this.#inFlight.size === 1) for (const only of this.#inFlight) return only.finished;
+    if (hedgeAfter === undefined && this.#inFlight.length === 1) return this.#inFlight[0]!.finished;
     return this.#race(hedgeAfter);
   }
 
   async #race(hedgeAfter: number | undefined): Promise<MeshAttempt<R> | "hedge"> {
     let hedgeTimer: NodeJS.Timeout | undefined;
-    const events: Promise<MeshAttempt<R> | "hedge">[] = [];
-    for (const attempt of this.#inFlight) events.push(attempt.finished);
+    const events: Promise<MeshAttempt<R> | "hedge">[] = this.#inFlight.map((attempt) => attempt.finished);
     if (hedgeAfter !== undefined) events.push(new Promise((resolve) => (hedgeTimer = setTimeout(() => resolve("hedge"), hedgeAfter))));
     try {
       return await Promise.race(events);
@@ -182,7 +183,8 @@ class RetryingCall<R> {
 
         const attempt = event;
         const { outcome, sent } = attempt;
-        inFlight.delete(attempt);
+        const index = inFlight.indexOf(attempt);
+        if (index >= 0) inFlight.splice(index, 1);
         if (outcome === "success") {
           this.#cancelOthers(attempt);
           if (!call.opensStream) settleAttempt(env, call, attempt, outcome, undefined);
@@ -195,26 +197,26 @@ class RetryingCall<R> {
         settleAttempt(env, call, attempt, outcome, error);
         recordAttempt(call.span, attempt, error.code);
         // A hedge that lost (or an attempt the caller cancelled) is not the call's error.
-        if (outcome === "cancelled" && !call.signal?.aborted && inFlight.size > 0) continue;
+        if (outcome === "cancelled" && !call.signal?.aborted && inFlight.length > 0) continue;
         lastError = error;
 
         const pushback = pushbackOf(error);
         const retryable = call.replayable && !call.signal?.aborted && outcome === "instance_failure" && pushback !== "never" && isRetryable(error, call.method, sent);
         if (!retryable) {
-          if (inFlight.size > 0 && outcome === "instance_failure") continue; // a hedge may still answer
+          if (inFlight.length > 0 && outcome === "instance_failure") continue; // a hedge may still answer
           throw error;
         }
         if (this.#attempts >= this.#maxAttempts) {
-          if (inFlight.size > 0) continue;
+          if (inFlight.length > 0) continue;
           throw error;
         }
-        if (inFlight.size > 0 && pushback === undefined) {
+        if (inFlight.length > 0 && pushback === undefined) {
           // Hedging: another attempt is in flight; the next hedge goes at once (gRPC's rule), paid
           // from the budget like any retry.
           if (env.budget.tryWithdraw() && this.#launch("hedge")) env.onRetry(call.method, Code[error.code] ?? "unknown");
           continue;
         }
-        if (inFlight.size > 0) continue; // pushback: let the attempts in flight finish first
+        if (inFlight.length > 0) continue; // pushback: let the attempts in flight finish first
         if (!env.budget.tryWithdraw()) {
           env.onBudgetExhausted();
           throw error;
