@@ -4,7 +4,7 @@ import type { Context, Span } from "@opentelemetry/api";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
 import { MeshAttempt } from "./attempt.js";
 import type { MeshEndpoint } from "./endpoint.js";
-import type { EndpointSet, Pick } from "./endpoint-set.js";
+import type { EndpointSet } from "./endpoint-set.js";
 import type { HedgeDelay } from "./hedging.js";
 import type { Outcome, OutcomeClassifier } from "./outcome-classifier.js";
 import { pushbackOf } from "./pushback.js";
