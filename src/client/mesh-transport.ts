@@ -225,6 +225,8 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
 
   const openStreams: OpenStreams = new Set();
 
+  // Calls check this before awaiting `awaitInstances`: once the resolver has answered (every call
+  // but the first few), a call then awaits no promise for it.
   const resolved = () => resolver.resolved;
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
@@ -262,7 +264,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     budget.deposit();
     let attempts = 0;
     try {
-      if (!resolved()) await awaitInstances(deadline, signal); // once resolved, no promise to await
+      if (!resolved()) await awaitInstances(deadline, signal);
       const won = await runCall(env, call);
       attempts = won.attempts;
       callObservers?.observe(method, 0, (performance.now() - started) / 1000);
