@@ -31,6 +31,8 @@ export class EndpointHealth {
   openedAt = 0;
   #probing = false;
   #epoch = 0;
+  /** The admission of an ordinary attempt in this epoch: the same object for every pick until the state changes. */
+  #ordinary: Admission = { probe: false, epoch: 0 };
   readonly #breaker: Breaker | undefined;
 
   constructor(
@@ -43,6 +45,7 @@ export class EndpointHealth {
     const enter = (state: BreakerState) => () => {
       this.state = state;
       this.#epoch++;
+      this.#ordinary = { probe: false, epoch: this.#epoch };
       this.#probing = false;
       if (state === "open") this.openedAt = performance.now();
       this.onChange(state);
@@ -67,7 +70,7 @@ export class EndpointHealth {
       this.#probing = true;
       return { probe: true, epoch: this.#epoch };
     }
-    return { probe: false, epoch: this.#epoch };
+    return this.#ordinary;
   }
 
   /**
@@ -86,7 +89,7 @@ export class EndpointHealth {
     if (!breaker || !counts || this.state === "open" || (this.state === "half_open" && !(admission.probe && current))) return false;
     // The attempt already ran: replay its outcome through opossum so its statistics and state
     // machine see it (a rejected replay is the failure; the promise is settled here).
-    void breaker.fire(() => (outcome === "success" ? Promise.resolve() : Promise.reject(error ?? new Error("instance failure")))).catch(() => undefined);
+    void breaker.fire(outcome === "success" ? succeeded : () => Promise.reject(error ?? new Error("instance failure"))).catch(ignore);
     return false;
   }
 
@@ -95,3 +98,7 @@ export class EndpointHealth {
     this.#breaker?.shutdown();
   }
 }
+
+/** The replay of a success, and the handler of a replay's settled promise: shared, not made per report. */
+const succeeded = () => Promise.resolve();
+const ignore = () => undefined;

@@ -1,6 +1,7 @@
 import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type ContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import type { Context, Span } from "@opentelemetry/api";
 import type { Registry } from "prom-client";
 import { inheritedDeadline } from "../common/deadline.js";
 import { CodeObservers } from "../common/code-observers.js";
@@ -199,19 +200,34 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
 
   const methodOptions = (method: DescMethod): MethodOptions | undefined =>
     options.methods?.[method.name] ?? options.methods?.[`${method.parent.typeName}/${method.name}`];
-  // One hedge delay per method: each keeps its own latency percentile.
-  const hedgeDelays = new Map<DescMethod, { delay: HedgeDelay; maxAttempts: number } | undefined>();
-  const hedgeOf = (method: DescMethod) => {
-    if (hedgeDelays.has(method)) return hedgeDelays.get(method);
-    const perMethod = methodOptions(method)?.hedging;
-    const hedging = perMethod === undefined ? options.hedging : perMethod;
-    const hedge = hedging && isIdempotent(method) ? { delay: new HedgeDelay(hedging), maxAttempts: Math.max(2, hedging.maxAttempts ?? 2) } : undefined;
-    hedgeDelays.set(method, hedge);
-    return hedge;
+  /**
+   * What every call of one method shares, worked out at its first call: its hedging (one hedge
+   * delay per method, each keeping its own latency percentile) and its classifiers.
+   */
+  interface MethodPlan {
+    hedge: { delay: HedgeDelay; maxAttempts: number } | undefined;
+    /** The method's classifier, then the transport's; only those set. */
+    classifiers: readonly OutcomeClassifier[];
+  }
+  const plans = new Map<DescMethod, MethodPlan>();
+  const planOf = (method: DescMethod): MethodPlan => {
+    let plan = plans.get(method);
+    if (plan) return plan;
+    const perMethod = methodOptions(method);
+    const hedging = perMethod?.hedging === undefined ? options.hedging : perMethod.hedging;
+    plan = {
+      hedge: hedging && isIdempotent(method) ? { delay: new HedgeDelay(hedging), maxAttempts: Math.max(2, hedging.maxAttempts ?? 2) } : undefined,
+      classifiers: [perMethod?.classifier, options.classifier].filter((classifier) => classifier !== undefined),
+    };
+    plans.set(method, plan);
+    return plan;
   };
 
   const openStreams: OpenStreams = new Set();
 
+  // Calls check this before awaiting `awaitInstances`: once the resolver has answered (every call
+  // but the first few), a call then awaits no promise for it.
+  const resolved = () => resolver.resolved;
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
     const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now())));
@@ -224,11 +240,10 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     }
   };
 
-  /** Everything a call needs but its `send`: deadline, span, classifiers, hedging. */
-  const prepare = (method: DescMethodUnary | DescMethodStreaming, signal: AbortSignal | undefined, deadline: number, header: HeaderInit | undefined, contextValues: ContextValues | undefined) => {
-    const { span, context } = startCallSpan(service, method);
+  /** The classifiers of one call: the caller's own (through its context values) first. */
+  const classifiersOf = (plan: MethodPlan, contextValues: ContextValues | undefined): readonly OutcomeClassifier[] => {
     const perCall = contextValues?.get(outcomeClassifierKey);
-    return { method, signal, deadline, header, span, traceContext: context, classifiers: [perCall, methodOptions(method)?.classifier, options.classifier] };
+    return perCall ? [perCall, ...plan.classifiers] : plan.classifiers;
   };
 
   async function unary<I extends DescMessage, O extends DescMessage>(
@@ -243,18 +258,13 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     const own = started + (timeoutMs ?? defaultTimeoutMs);
     const inherited = inheritedDeadline();
     const deadline = inherited === undefined ? own : Math.min(own, inherited);
-    const call: LogicalCall<UnaryResponse<I, O>> = {
-      ...prepare(method, signal, deadline, header, contextValues),
-      deadlineOnWire: true,
-      opensStream: false,
-      replayable: true,
-      hedge: hedgeOf(method),
-      send: (endpoint, attemptTimeoutMs, attemptSignal, headers) => endpoint.transport.unary(method, attemptSignal, attemptTimeoutMs, headers, input, contextValues),
-    };
+    const plan = planOf(method);
+    const { span, context } = startCallSpan(service, method);
+    const call = new UnaryLogicalCall(method, signal, deadline, header, classifiersOf(plan, contextValues), plan.hedge, span, context, input, contextValues);
     budget.deposit();
     let attempts = 0;
     try {
-      await awaitInstances(deadline, signal);
+      if (!resolved()) await awaitInstances(deadline, signal);
       const won = await runCall(env, call);
       attempts = won.attempts;
       callObservers?.observe(method, 0, (performance.now() - started) / 1000);
@@ -287,8 +297,15 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     // live as long as it likes; its opening is still bounded by `timeoutMs`.
     const inherited = inheritedDeadline();
     const callers = timeoutMs === undefined ? inherited : Math.min(started + timeoutMs, inherited ?? Infinity);
+    const { span, context } = startCallSpan(service, method);
     const call: LogicalCall<StreamResponse<I, O>> = {
-      ...prepare(method, signal, callers ?? started + defaultTimeoutMs, header, contextValues),
+      method,
+      signal,
+      deadline: callers ?? started + defaultTimeoutMs,
+      header,
+      classifiers: classifiersOf(planOf(method), contextValues),
+      span,
+      traceContext: context,
       deadlineOnWire: callers !== undefined,
       opensStream: true,
       replayable,
@@ -301,7 +318,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     budget.deposit();
     let attempts = 0;
     try {
-      await awaitInstances(call.deadline, signal);
+      if (!resolved()) await awaitInstances(call.deadline, signal);
       const won = await runCall(env, call);
       attempts = won.attempts;
       return {
@@ -359,6 +376,33 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       stopTlsWatch();
     },
   };
+}
+
+/**
+ * UnaryLogicalCall is one unary call as the retrying loop runs it. A class, so that `send` is a
+ * method rather than a closure over the request made for every call.
+ */
+class UnaryLogicalCall<I extends DescMessage, O extends DescMessage> implements LogicalCall<UnaryResponse<I, O>> {
+  readonly deadlineOnWire = true;
+  readonly opensStream = false;
+  readonly replayable = true;
+
+  constructor(
+    readonly method: DescMethodUnary<I, O>,
+    readonly signal: AbortSignal | undefined,
+    readonly deadline: number,
+    readonly header: HeaderInit | undefined,
+    readonly classifiers: readonly OutcomeClassifier[],
+    readonly hedge: LogicalCall<unknown>["hedge"],
+    readonly span: Span,
+    readonly traceContext: Context,
+    private readonly input: MessageInitShape<I>,
+    private readonly contextValues: ContextValues | undefined,
+  ) {}
+
+  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers | undefined): Promise<UnaryResponse<I, O>> {
+    return endpoint.transport.unary(this.method, signal, timeoutMs, headers, this.input, this.contextValues);
+  }
 }
 
 /**

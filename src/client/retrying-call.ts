@@ -2,14 +2,14 @@ import type { DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Context, Span } from "@opentelemetry/api";
 import { backoffDelay, type BackoffOptions } from "./backoff.js";
-import { injectTraceContext } from "./client-tracing.js";
+import { MeshAttempt } from "./attempt.js";
 import type { MeshEndpoint } from "./endpoint.js";
-import type { EndpointSet, Pick } from "./endpoint-set.js";
+import type { EndpointSet } from "./endpoint-set.js";
 import type { HedgeDelay } from "./hedging.js";
-import { classify, type Outcome, type OutcomeClassifier } from "./outcome-classifier.js";
+import type { Outcome, OutcomeClassifier } from "./outcome-classifier.js";
 import { pushbackOf } from "./pushback.js";
 import type { RetryBudget } from "./retry-budget.js";
-import { attemptError, isRetryable, neverSent } from "./retry-policy.js";
+import { isRetryable } from "./retry-policy.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 
@@ -55,27 +55,14 @@ export interface LogicalCall<R> {
   traceContext: Context;
   /**
    * send makes one attempt on `endpoint`: `timeoutMs` for the wire (undefined: none), `signal`
-   * aborts it (caller, lost hedge, bound on a stream's opening).
+   * aborts it (caller, lost hedge, bound on a stream's opening); `headers` are the attempt's own
+   * (undefined: none to send, see `attemptHeaders`).
    */
-  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers): Promise<R>;
+  send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers | undefined): Promise<R>;
 }
 
-/** An attempt in flight or done. */
-export interface Attempt {
-  readonly pick: Pick;
-  readonly kind: AttemptKind;
-  readonly number: number;
-  readonly started: number;
-  /**
-   * Aborts this attempt (and, for a stream, the open stream). Only streams and hedged calls
-   * have one: a plain unary attempt is aborted by the caller's own signal, and saves the cost.
-   */
-  readonly controller: AbortController | undefined;
-  /** Cleanup of the caller-signal link; called once the attempt is over. */
-  readonly unlink: () => void;
-  /** Settled once: load, metrics and health have been told. */
-  settled: boolean;
-}
+/** An attempt in flight or done (see attempt.ts). */
+export type Attempt = MeshAttempt<unknown>;
 
 /** The winning attempt and its answer. */
 export interface Won<R> {
@@ -95,161 +82,160 @@ export interface Won<R> {
  * A unary call's winning attempt is settled here; a stream's is left open for the caller to
  * settle with `settleAttempt` when the stream ends.
  */
-export async function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Promise<Won<R>> {
-  type Finished = { attempt: Attempt; response?: R; error?: ConnectError; outcome: Outcome; sent: boolean };
-  const inFlight = new Map<Attempt, Promise<Finished>>();
-  const maxAttempts = call.hedge ? Math.max(call.hedge.maxAttempts, call.replayable ? env.maxAttempts : 1) : call.replayable ? env.maxAttempts : 1;
-  let tried: Set<MeshEndpoint> | undefined;
-  let attempts = 0;
-  let lastError: ConnectError | undefined;
-  let hedging = call.hedge !== undefined;
+export function runCall<R>(env: CallEnvironment, call: LogicalCall<R>): Promise<Won<R>> {
+  return new RetryingCall(env, call).run();
+}
 
-  const launch = (kind: AttemptKind): boolean => {
-    const pick = env.endpoints.pick(tried);
+/**
+ * RetryingCall is the state of one `runCall`: the attempts in flight, the endpoints tried, the
+ * attempt count. A class, so that a call allocates one object for it instead of a closure per
+ * step (every unary call runs through here).
+ */
+class RetryingCall<R> {
+  /** In launch order. An array: a call has a few at most, and indexing it makes no iterator. */
+  readonly #inFlight: MeshAttempt<R>[] = [];
+  readonly #maxAttempts: number;
+  /** The endpoints tried, made at the second attempt (the first only needs `#first`). */
+  #tried: Set<MeshEndpoint> | undefined;
+  #first: MeshEndpoint | undefined;
+  #attempts = 0;
+  #hedging: boolean;
+
+  constructor(
+    private readonly env: CallEnvironment,
+    private readonly call: LogicalCall<R>,
+  ) {
+    const retries = call.replayable ? env.maxAttempts : 1;
+    this.#maxAttempts = call.hedge ? Math.max(call.hedge.maxAttempts, retries) : retries;
+    this.#hedging = call.hedge !== undefined;
+  }
+
+  #launch(kind: AttemptKind): boolean {
+    if (this.#first && !this.#tried) this.#tried = new Set([this.#first]);
+    const pick = this.env.endpoints.pick(this.#tried);
     if (!pick) return false;
-    (tried ??= new Set()).add(pick.endpoint);
-    const remaining = call.deadline - performance.now();
-    attempts++;
-    const controller = call.opensStream || call.hedge ? new AbortController() : undefined;
-    const onCallerAbort = () => controller?.abort(call.signal?.reason);
-    if (controller) call.signal?.addEventListener("abort", onCallerAbort, { once: true });
-    const attempt: Attempt = {
-      pick,
-      kind,
-      number: attempts,
-      started: performance.now(),
-      controller,
-      unlink: () => call.signal?.removeEventListener("abort", onCallerAbort),
-      settled: false,
-    };
-    pick.endpoint.load.started();
-    // The attempt's bound: the transport's attempt timeout, or what is left of the call's
-    // deadline when that is sooner (then a DEADLINE_EXCEEDED is the caller's, not the instance's).
-    const deadlineWasCallers = remaining <= env.attemptTimeoutMs;
-    const bound = Math.max(1, Math.floor(Math.min(remaining, env.attemptTimeoutMs)));
-    // gRPC's grpc-timeout carries whole units: send whole milliseconds.
-    const wireTimeout = call.opensStream ? (call.deadlineOnWire ? Math.max(1, Math.floor(remaining)) : undefined) : bound;
-    const headers = new Headers(call.header);
-    injectTraceContext(call.traceContext, headers);
-    // A stream's opening is bounded here (its deadline on the wire, if any, is the whole call's).
-    let openTimedOut = false;
-    const openTimer = call.opensStream
-      ? setTimeout(() => {
-          openTimedOut = true;
-          controller?.abort(new ConnectError(`stream did not open within ${bound} ms`, Code.DeadlineExceeded));
-        }, bound)
-      : undefined;
-    const finished = (async (): Promise<Finished> => {
-      try {
-        const response = await call.send(pick.endpoint, wireTimeout, controller?.signal ?? call.signal, headers);
-        return { attempt, response, outcome: classify({ method: call.method, error: undefined, cancelled: false, deadlineWasCallers }, call.classifiers), sent: true };
-      } catch (caught) {
-        const cancelled = !openTimedOut && (controller?.signal.aborted ?? call.signal?.aborted ?? false);
-        let error = attemptError(caught, pick.endpoint.instance.id, false, cancelled);
-        if (openTimedOut) error = new ConnectError(`stream to instance ${pick.endpoint.instance.id} did not open within ${bound} ms`, Code.DeadlineExceeded, undefined, undefined, caught);
-        const outcome = classify({ method: call.method, error, cancelled, deadlineWasCallers }, call.classifiers);
-        return { attempt, error, outcome, sent: !neverSent(caught, false) };
-      } finally {
-        clearTimeout(openTimer);
-      }
-    })();
-    inFlight.set(attempt, finished);
+    if (this.#tried) this.#tried.add(pick.endpoint);
+    else this.#first = pick.endpoint;
+    this.#attempts++;
+    this.#inFlight.push(new MeshAttempt(this.call, pick, kind, this.#attempts, this.env.attemptTimeoutMs));
     return true;
-  };
+  }
 
-  // Attempts still in flight when the call is decided are cancelled; each is settled when it
-  // ends (as "cancelled": a lost hedge says nothing about its instance).
-  const cancelOthers = (winner: Attempt | undefined) => {
-    for (const [attempt, finished] of inFlight) {
+  /**
+   * Attempts still in flight when the call is decided are cancelled; each is settled when it
+   * ends (as "cancelled": a lost hedge says nothing about its instance).
+   */
+  #cancelOthers(winner: Attempt | undefined): void {
+    for (let i = 0; i < this.#inFlight.length; i++) {
+      const attempt = this.#inFlight[i]!;
       if (attempt === winner) continue;
       attempt.controller?.abort(new ConnectError("another attempt answered first", Code.Canceled));
       // Recorded now: the call's span ends before the cancelled attempt does.
-      recordAttempt(call.span, attempt, Code.Canceled);
-      void finished.then((late) => settleAttempt(env, call, late.attempt, late.outcome, late.error));
+      recordAttempt(this.call.span, attempt, Code.Canceled);
+      void attempt.finished.then((late) => settleAttempt(this.env, this.call, late, late.outcome, late.error));
     }
-    inFlight.clear();
-  };
+    this.#inFlight.length = 0;
+  }
 
-  if (!launch("first")) throw env.noInstanceError(undefined, undefined);
-  try {
-    for (;;) {
-      // Wait for an attempt to finish, or for the moment to hedge.
-      // Never later than half of what is left of the deadline: a percentile inflated by a stall
-      // (or a fixed delay too long for this caller's deadline) must not leave no time to hedge.
-      const hedgeAfter = hedging && attempts < maxAttempts ? Math.min(call.hedge!.delay.current(), Math.max(0, (call.deadline - performance.now()) / 2)) : undefined;
-      let hedgeTimer: NodeJS.Timeout | undefined;
-      const events: Promise<Finished | "hedge">[] = [...inFlight.values()];
-      if (hedgeAfter !== undefined) events.push(new Promise((resolve) => (hedgeTimer = setTimeout(() => resolve("hedge"), hedgeAfter))));
-      const event = await Promise.race(events);
+  /** The next attempt to finish, or "hedge" when the moment to hedge comes first. */
+  #next(): Promise<MeshAttempt<R> | "hedge"> {
+    const call = this.call;
+    // Never later than half of what is left of the deadline: a percentile inflated by a stall
+    // (or a fixed delay too long for this caller's deadline) must not leave no time to hedge.
+    const hedgeAfter = this.#hedging && this.#attempts < this.#maxAttempts ? Math.min(call.hedge!.delay.current(), Math.max(0, (call.deadline - performance.now()) / 2)) : undefined;
+    // One attempt in flight and no hedge to wait for, the common case: its own promise, with no
+    // race to build.
+    if (hedgeAfter === undefined && this.#inFlight.length === 1) return this.#inFlight[0]!.finished;
+    return this.#race(hedgeAfter);
+  }
+
+  async #race(hedgeAfter: number | undefined): Promise<MeshAttempt<R> | "hedge"> {
+    let hedgeTimer: NodeJS.Timeout | undefined;
+    const events: Promise<MeshAttempt<R> | "hedge">[] = this.#inFlight.map((attempt) => attempt.finished);
+    if (hedgeAfter !== undefined) events.push(new Promise((resolve) => (hedgeTimer = setTimeout(() => resolve("hedge"), hedgeAfter))));
+    try {
+      return await Promise.race(events);
+    } finally {
       clearTimeout(hedgeTimer);
+    }
+  }
 
-      if (event === "hedge") {
-        if (call.deadline - performance.now() <= 0 || !env.budget.tryWithdraw()) {
-          hedging = false; // no budget left: wait for what is in flight
-          if (call.deadline - performance.now() > 0) env.onBudgetExhausted();
+  async run(): Promise<Won<R>> {
+    const { env, call } = this;
+    const inFlight = this.#inFlight;
+    if (!this.#launch("first")) throw env.noInstanceError(undefined, undefined);
+    let lastError: ConnectError | undefined;
+    try {
+      for (;;) {
+        // Wait for an attempt to finish, or for the moment to hedge.
+        const event = await this.#next();
+
+        if (event === "hedge") {
+          if (call.deadline - performance.now() <= 0 || !env.budget.tryWithdraw()) {
+            this.#hedging = false; // no budget left: wait for what is in flight
+            if (call.deadline - performance.now() > 0) env.onBudgetExhausted();
+            continue;
+          }
+          if (this.#launch("hedge")) env.onRetry(call.method, "hedge");
+          else this.#hedging = false; // no other instance to hedge on
           continue;
         }
-        if (launch("hedge")) env.onRetry(call.method, "hedge");
-        else hedging = false; // no other instance to hedge on
-        continue;
-      }
 
-      const { attempt, response, error, outcome, sent } = event;
-      inFlight.delete(attempt);
-      if (outcome === "success") {
-        cancelOthers(attempt);
-        if (!call.opensStream) settleAttempt(env, call, attempt, outcome, undefined);
-        else reportHealth(env, attempt, outcome, undefined);
-        call.hedge?.delay.observe(performance.now() - attempt.started);
-        recordAttempt(call.span, attempt, 0);
-        return { response: response as R, attempt, attempts };
-      }
-      settleAttempt(env, call, attempt, outcome, error);
-      recordAttempt(call.span, attempt, error!.code);
-      // A hedge that lost (or an attempt the caller cancelled) is not the call's error.
-      if (outcome === "cancelled" && !call.signal?.aborted && inFlight.size > 0) continue;
-      lastError = error;
+        const attempt = event;
+        const { outcome, sent } = attempt;
+        const index = inFlight.indexOf(attempt);
+        if (index >= 0) inFlight.splice(index, 1);
+        if (outcome === "success") {
+          this.#cancelOthers(attempt);
+          if (!call.opensStream) settleAttempt(env, call, attempt, outcome, undefined);
+          else reportHealth(env, attempt, outcome, undefined);
+          call.hedge?.delay.observe(performance.now() - attempt.started);
+          recordAttempt(call.span, attempt, 0);
+          return { response: attempt.response as R, attempt, attempts: this.#attempts };
+        }
+        const error = attempt.error!;
+        settleAttempt(env, call, attempt, outcome, error);
+        recordAttempt(call.span, attempt, error.code);
+        // A hedge that lost (or an attempt the caller cancelled) is not the call's error.
+        if (outcome === "cancelled" && !call.signal?.aborted && inFlight.length > 0) continue;
+        lastError = error;
 
-      const pushback = pushbackOf(error!);
-      const retryable =
-        call.replayable &&
-        !call.signal?.aborted &&
-        outcome === "instance_failure" &&
-        pushback !== "never" &&
-        isRetryable(error!, call.method, sent);
-      if (!retryable) {
-        if (inFlight.size > 0 && outcome === "instance_failure") continue; // a hedge may still answer
-        throw error;
+        const pushback = pushbackOf(error);
+        const retryable = call.replayable && !call.signal?.aborted && outcome === "instance_failure" && pushback !== "never" && isRetryable(error, call.method, sent);
+        if (!retryable) {
+          if (inFlight.length > 0 && outcome === "instance_failure") continue; // a hedge may still answer
+          throw error;
+        }
+        if (this.#attempts >= this.#maxAttempts) {
+          if (inFlight.length > 0) continue;
+          throw error;
+        }
+        if (inFlight.length > 0 && pushback === undefined) {
+          // Hedging: another attempt is in flight; the next hedge goes at once (gRPC's rule), paid
+          // from the budget like any retry.
+          if (env.budget.tryWithdraw() && this.#launch("hedge")) env.onRetry(call.method, Code[error.code] ?? "unknown");
+          continue;
+        }
+        if (inFlight.length > 0) continue; // pushback: let the attempts in flight finish first
+        if (!env.budget.tryWithdraw()) {
+          env.onBudgetExhausted();
+          throw error;
+        }
+        // A request that never left goes to the next instance at once; one that may have reached
+        // an unwell instance waits the server's pushback, else a jittered backoff.
+        const delay = pushback !== undefined ? pushback.retryAfterMs : sent ? backoffDelay(this.#attempts, env.backoff) : 0;
+        if (delay > 0) {
+          if (performance.now() + delay >= call.deadline) throw error;
+          await sleepUnlessAborted(delay, call.signal, error);
+        }
+        if (call.deadline - performance.now() <= 0) throw new ConnectError(`deadline exceeded after ${this.#attempts} attempts`, Code.DeadlineExceeded);
+        env.onRetry(call.method, Code[error.code] ?? "unknown");
+        if (!this.#launch("retry")) throw env.noInstanceError(this.#tried, lastError);
       }
-      if (attempts >= maxAttempts) {
-        if (inFlight.size > 0) continue;
-        throw error;
-      }
-      if (inFlight.size > 0 && pushback === undefined) {
-        // Hedging: another attempt is in flight; the next hedge goes at once (gRPC's rule), paid
-        // from the budget like any retry.
-        if (env.budget.tryWithdraw() && launch("hedge")) env.onRetry(call.method, Code[error!.code] ?? "unknown");
-        continue;
-      }
-      if (inFlight.size > 0) continue; // pushback: let the attempts in flight finish first
-      if (!env.budget.tryWithdraw()) {
-        env.onBudgetExhausted();
-        throw error;
-      }
-      // A request that never left goes to the next instance at once; one that may have reached
-      // an unwell instance waits the server's pushback, else a jittered backoff.
-      const delay = pushback !== undefined ? pushback.retryAfterMs : sent ? backoffDelay(attempts, env.backoff) : 0;
-      if (delay > 0) {
-        if (performance.now() + delay >= call.deadline) throw error;
-        await sleepUnlessAborted(delay, call.signal, error!);
-      }
-      if (call.deadline - performance.now() <= 0) throw new ConnectError(`deadline exceeded after ${attempts} attempts`, Code.DeadlineExceeded);
-      env.onRetry(call.method, Code[error!.code] ?? "unknown");
-      if (!launch("retry")) throw env.noInstanceError(tried, lastError);
+    } catch (caught) {
+      this.#cancelOthers(undefined);
+      throw caught;
     }
-  } catch (caught) {
-    cancelOthers(undefined);
-    throw caught;
   }
 }
 
@@ -276,6 +262,8 @@ function reportHealth(env: CallEnvironment, attempt: Attempt, outcome: Outcome, 
 }
 
 function recordAttempt(span: Span, attempt: Attempt, code: number): void {
+  // A span that records nothing (no SDK installed) would drop the event: skip building it.
+  if (!span.isRecording()) return;
   const instance = attempt.pick.endpoint.instance;
   span.addEvent("attempt", {
     attempt: attempt.number,
