@@ -11,6 +11,8 @@
  *      mesh client's instances ran on before). Target: mesh <= 1.25x grpc-js.
  *   2. Calls/s over 3 servers: the mesh client (round_robin; peak_ewma, the default, for
  *      reference) against grpc-js's own `round_robin` policy. Target: mesh >= 1.0x grpc-js.
+ *      The grpc-js clients set a deadline on every call, as the mesh client does by default;
+ *      grpc-js without one is shown for reference.
  *
  * Run: node --import tsx bench/calls-client.bench.ts   (part of `make bench-calls`)
  * Env: BENCH_SECONDS (per client per round, default 2), BENCH_ROUNDS (default 5),
@@ -34,6 +36,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const sliceMs = Number(process.env.BENCH_SLICE_MS ?? 250);
+/** createMeshTransport's default deadline (its `timeoutMs`), which the grpc-js baseline sets too. */
+const meshDefaultTimeoutMs = 10_000;
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 type Call = () => Promise<unknown>;
@@ -82,8 +86,12 @@ async function measureInterleaved(clients: Record<string, Call>): Promise<Record
   );
 }
 
-/** A plain grpc-js client of the same proto, as a grpc-js user writes it. */
-function grpcJsClient(ports: number[]): { call: Call; close: () => void } {
+/**
+ * A plain grpc-js client of the same proto, as a careful grpc-js user writes it: every call with
+ * a deadline, as gRPC's guidance asks, here the mesh client's default of 10 s, so that both send
+ * grpc-timeout and keep a deadline timer per call.
+ */
+function grpcJsClient(ports: number[], withDeadline = true): { call: Call; close: () => void } {
   const definition = protoLoader.loadSync(path.join(root, "proto/meshkit/echo/v1/echo.proto"), { includeDirs: [path.join(root, "proto")] });
   const loaded = grpc.loadPackageDefinition(definition) as unknown as { meshkit: { echo: { v1: { EchoService: grpc.ServiceClientConstructor } } } };
   const client = new loaded.meshkit.echo.v1.EchoService(
@@ -91,9 +99,10 @@ function grpcJsClient(ports: number[]): { call: Call; close: () => void } {
     grpc.credentials.createInsecure(),
     ports.length > 1 ? { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) } : {},
   );
-  const echo = client.echo!.bind(client) as (request: object, callback: (error: Error | null, reply: unknown) => void) => void;
+  const echo = client.echo!.bind(client) as (request: object, options: grpc.CallOptions, callback: (error: Error | null, reply: unknown) => void) => void;
   return {
-    call: () => new Promise((resolve, reject) => echo({ message: "bench" }, (error, reply) => (error ? reject(error) : resolve(reply)))),
+    call: () =>
+      new Promise((resolve, reject) => echo({ message: "bench" }, withDeadline ? { deadline: Date.now() + meshDefaultTimeoutMs } : {}, (error, reply) => (error ? reject(error) : resolve(reply)))),
     close: () => client.close(),
   };
 }
@@ -151,11 +160,14 @@ async function main() {
     const grpcJsRr = grpcJsClient(ports);
     const meshRr = meshClient(ports, "round_robin");
     const meshEwma = meshClient(ports, "peak_ewma");
+    // For reference: grpc-js without a deadline (no timer, no grpc-timeout), as it was measured before.
+    const grpcJsRrNoDeadline = grpcJsClient(ports, false);
     const rateRuns = await alternate(
-      { "grpc-js round_robin": grpcJsRr.call, "mesh round_robin": meshRr.call, "mesh peak_ewma": meshEwma.call },
+      { "grpc-js round_robin": grpcJsRr.call, "mesh round_robin": meshRr.call, "mesh peak_ewma": meshEwma.call, "grpc-js round_robin, no deadline": grpcJsRrNoDeadline.call },
       "rate",
     );
     grpcJsRr.close();
+    grpcJsRrNoDeadline.close();
     meshRr.transport.close();
     meshEwma.transport.close();
 
@@ -183,6 +195,8 @@ async function main() {
     console.log(`  (connect-node createGrpcTransport / grpc-js, for reference: ${median(connectRatios).toFixed(2)})`);
     console.log(`mesh client round_robin calls/s over 3 instances / grpc-js round_robin's: ${rateRatio.toFixed(2)} (rounds: ${rounded(rateRatios)}; target >= 1.0: ${rateRatio >= 1.0 ? "met" : "NOT met"})`);
     console.log(`  (mesh peak_ewma / grpc-js round_robin, for reference: ${median(ewmaRatios).toFixed(2)}; CPU per call, mesh round_robin / grpc-js round_robin: ${median(rateCpuRatios).toFixed(2)})`);
+    const noDeadlineRatios = pairedRatios(rateRuns["mesh round_robin"]!, rateRuns["grpc-js round_robin, no deadline"]!, (m) => m.rate);
+    console.log(`  (mesh round_robin / grpc-js round_robin without a deadline, for reference: ${median(noDeadlineRatios).toFixed(2)}; rounds: ${rounded(noDeadlineRatios)})`);
   } finally {
     for (const server of servers) server.process.kill("SIGTERM");
   }
