@@ -191,9 +191,9 @@ async function main() {
     const rateRatio = median(rateRatios);
     const rateCpuRatios = pairedRatios(rateRuns["mesh round_robin"]!, rateRuns["grpc-js round_robin"]!, (m) => m.cpuUsPerCall);
     const rounded = (values: number[]) => values.map((v) => v.toFixed(2)).join(", ");
-    console.log(`\nmesh client CPU per call / grpc-js client's: ${cpuRatio.toFixed(2)} (rounds: ${rounded(cpuRatios)}; target <= 1.25: ${cpuRatio <= 1.25 ? "met" : "NOT met"})`);
+    console.log(`\nmesh client CPU per call / grpc-js client's: ${cpuRatio.toFixed(3)} (rounds: ${rounded(cpuRatios)}; target <= 1.25: ${cpuRatio <= 1.25 ? "met" : "NOT met"})`);
     console.log(`  (connect-node createGrpcTransport / grpc-js, for reference: ${median(connectRatios).toFixed(2)})`);
-    console.log(`mesh client round_robin calls/s over 3 instances / grpc-js round_robin's: ${rateRatio.toFixed(2)} (rounds: ${rounded(rateRatios)}; target >= 1.0: ${rateRatio >= 1.0 ? "met" : "NOT met"})`);
+    console.log(`mesh client round_robin calls/s over 3 instances / grpc-js round_robin's: ${rateRatio.toFixed(3)} (rounds: ${rounded(rateRatios)}; target >= 1.0: ${rateRatio >= 1.0 ? "met" : "NOT met"})`);
     console.log(`  (mesh peak_ewma / grpc-js round_robin, for reference: ${median(ewmaRatios).toFixed(2)}; CPU per call, mesh round_robin / grpc-js round_robin: ${median(rateCpuRatios).toFixed(2)})`);
     const noDeadlineRatios = pairedRatios(rateRuns["mesh round_robin"]!, rateRuns["grpc-js round_robin, no deadline"]!, (m) => m.rate);
     console.log(`  (mesh round_robin / grpc-js round_robin without a deadline, for reference: ${median(noDeadlineRatios).toFixed(2)}; rounds: ${rounded(noDeadlineRatios)})`);

@@ -291,10 +291,10 @@ async function main() {
       const hostCpu = host.cpuMicrosPerCall / baseline.cpuMicrosPerCall;
       const interceptorCpu = intercepted.cpuMicrosPerCall / host.cpuMicrosPerCall;
       verdicts.push(
-        `${workload.name}: host / grpc-js calls/s = ${hostRatio.toFixed(2)} (target >= 0.80: ${hostRatio >= 0.8 ? "met" : "NOT met"}); server CPU per call ${hostCpu.toFixed(2)}x grpc-js's`,
+        `${workload.name}: host / grpc-js calls/s = ${hostRatio.toFixed(3)} (target >= 0.80: ${hostRatio >= 0.8 ? "met" : "NOT met"}); server CPU per call ${hostCpu.toFixed(2)}x grpc-js's`,
       );
       verdicts.push(
-        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.toFixed(2)} (target >= 0.85: ${interceptorRatio >= 0.85 ? "met" : "NOT met"}); server CPU per call ${interceptorCpu.toFixed(2)}x` +
+        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.toFixed(3)} (target >= 0.85: ${interceptorRatio >= 0.85 ? "met" : "NOT met"}); server CPU per call ${interceptorCpu.toFixed(2)}x` +
           (Number.isNaN(intercepted.collectorMicrosPerCall) ? "" : `; the trace collector (Jaeger, same cores) spent ${intercepted.collectorMicrosPerCall.toFixed(0)} us CPU per call`),
       );
     }
