@@ -41,8 +41,7 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
   after(async () => {
     await Promise.all([orders, users, status].map(killProcess));
     await database?.drop();
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
   });
 
   it("answers malformed protobuf, wrong content types, oversized and invalid messages and unknown methods properly", async () => {

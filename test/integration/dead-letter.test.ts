@@ -22,8 +22,7 @@ describe("events that cannot be applied go to a dead-letter stream (issue 13, ca
   });
   after(async () => {
     await killProcess(orders);
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await database?.drop();
   });
 

@@ -30,8 +30,7 @@ describe("ListUsers pages in one order from Redis and from PostgreSQL (issue 13,
   });
   after(async () => {
     await killProcess(users);
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await database?.drop();
   });
 

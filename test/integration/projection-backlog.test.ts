@@ -33,8 +33,7 @@ describe("projection backlog: an instance keeps answering while it applies a lar
   });
   after(async () => {
     await killProcess(users);
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await database?.drop();
   });
 

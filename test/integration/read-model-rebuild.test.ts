@@ -29,8 +29,7 @@ describe("outbox retention and rebuilding the read model from a snapshot", funct
     redis = await startPrivateRedis();
   });
   after(async () => {
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await pool.end();
   });
 

@@ -26,8 +26,7 @@ describe("a Redis that stops answering without closing its connections (issue 13
   after(async () => {
     redis?.resume();
     await killProcess(orders);
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await database?.drop();
   });
 
@@ -118,8 +117,7 @@ describe("a Redis that stops answering without closing its connections (issue 13
       await eventually("the event published once the lease ran out", projected, { timeoutMs: 10_000, intervalMs: 200 });
     } finally {
       await killProcess(instance);
-      await leaseRedis.stop();
-      leaseRedis.client.disconnect();
+      await leaseRedis.close();
       await database.drop();
     }
   });

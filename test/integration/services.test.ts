@@ -55,8 +55,7 @@ describe("reference services: orders, user-sync and status as real processes", f
     await source?.close();
     // The 100,000 synced users go with the private database and Redis.
     await database?.drop();
-    await privateRedis?.stop();
-    privateRedis?.client.disconnect();
+    await privateRedis?.close();
   });
 
   const target = (service: ServiceProcess) => `127.0.0.1:${service.port}`;
@@ -219,8 +218,7 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   });
   after(async () => {
     await Promise.all(processes.map(killProcess));
-    await privateRedis?.stop();
-    privateRedis?.client.disconnect();
+    await privateRedis?.close();
     await database?.drop();
   });
 

@@ -29,8 +29,7 @@ describe("WatchSystemStatus: 1,000 watchers cost what one does (issue 13, case 8
   });
   after(async () => {
     await killProcess(status);
-    await redis?.stop();
-    redis?.client.disconnect();
+    await redis?.close();
     await consul?.stop();
   });
 

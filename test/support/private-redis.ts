@@ -8,8 +8,11 @@ import { freePort } from "./free-port.js";
 export interface PrivateRedis {
   readonly url: string;
   readonly client: Redis;
+  /** Kills the server (SIGKILL); `start()` brings it back on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** The end of the test: the server stopped and the client disconnected. */
+  close(): Promise<void>;
   /** SIGSTOP: Redis keeps its connections open and stops answering, as a hung server does. */
   pause(): void;
   /** SIGCONT after pause(). */
@@ -33,5 +36,9 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   };
   await client.connect().catch(() => undefined);
   await start();
-  return { url: `redis://127.0.0.1:${port}`, client, start, stop, pause: () => child?.kill("SIGSTOP"), resume: () => child?.kill("SIGCONT") };
+  const close = async () => {
+    await stop();
+    client.disconnect();
+  };
+  return { url: `redis://127.0.0.1:${port}`, client, start, stop, close, pause: () => child?.kill("SIGSTOP"), resume: () => child?.kill("SIGCONT") };
 }
