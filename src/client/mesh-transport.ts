@@ -226,7 +226,8 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   const openStreams: OpenStreams = new Set();
 
   // Calls check this before awaiting `awaitInstances`: once the resolver has answered (every call
-  // but the first few), a call then awaits no promise for it.
+  // but the first few), a call then awaits no promise for it. (An arrow, since TypeScript does
+  // not carry `resolver`'s narrowing into the hoisted `unary` and `stream` functions.)
   const resolved = () => resolver.resolved;
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
     if (resolver.resolved) return;
