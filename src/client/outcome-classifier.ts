@@ -71,9 +71,9 @@ export const defaultClassifier = (attempt: AttemptResult): Outcome => {
 };
 
 /** classify runs the classifiers in order, the first that decides wins, then the default. */
-export function classify(attempt: AttemptResult, classifiers: readonly (OutcomeClassifier | undefined)[]): Outcome {
+export function classify(attempt: AttemptResult, classifiers: readonly OutcomeClassifier[]): Outcome {
   for (const classifier of classifiers) {
-    const outcome = classifier?.(attempt);
+    const outcome = classifier(attempt);
     if (outcome) return outcome;
   }
   return defaultClassifier(attempt);

@@ -48,7 +48,7 @@ export interface LogicalCall<R> {
   /** Whether a failed attempt may be replayed (a client stream cannot). */
   replayable: boolean;
   header: HeaderInit | undefined;
-  classifiers: readonly (OutcomeClassifier | undefined)[];
+  classifiers: readonly OutcomeClassifier[];
   /** Hedging of this call, when on (idempotent unary methods only). */
   hedge: { delay: HedgeDelay; maxAttempts: number } | undefined;
   span: Span;

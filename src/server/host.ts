@@ -105,8 +105,9 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
   // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
-  const interceptors = keepContextInStreams(options.interceptors ?? []);
-  const leanInterceptors = recordStreamContext(options.interceptors ?? []);
+  const given = options.interceptors ?? [];
+  const interceptors = keepContextInStreams(given);
+  const leanInterceptors = recordStreamContext(given);
   const handler = connectNodeAdapter({
     grpc: true,
     grpcWeb: true,

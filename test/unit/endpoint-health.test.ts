@@ -44,9 +44,9 @@ describe("defaultClassifier", () => {
   it("per-call, per-method and transport classifiers decide in that order, the default last", () => {
     const notFoundIsInstance = ({ error }: AttemptResult) => (error?.code === Code.NotFound ? ("instance_failure" as const) : undefined);
     const everythingIsSuccess = () => "success" as const;
-    assert.equal(classify(attempt(failure(Code.NotFound)), [undefined, notFoundIsInstance, everythingIsSuccess]), "instance_failure");
-    assert.equal(classify(attempt(failure(Code.Internal)), [undefined, notFoundIsInstance, everythingIsSuccess]), "success");
-    assert.equal(classify(attempt(failure(Code.Internal)), [undefined, undefined]), "instance_failure");
+    assert.equal(classify(attempt(failure(Code.NotFound)), [notFoundIsInstance, everythingIsSuccess]), "instance_failure");
+    assert.equal(classify(attempt(failure(Code.Internal)), [notFoundIsInstance, everythingIsSuccess]), "success");
+    assert.equal(classify(attempt(failure(Code.Internal)), []), "instance_failure");
   });
 });
 
