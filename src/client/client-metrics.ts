@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, register as defaultRegistry, type Registry } from "prom-client";
+import { Counter, Gauge, type Histogram, register as defaultRegistry, type Registry } from "prom-client";
+import { BoundHistogram } from "../common/bound-histogram.js";
 
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where healthy RPCs land. */
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -35,14 +36,15 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
   const registers = [registry];
   const stalenessSources: ClientMetrics["stalenessSources"] = new Map();
   metrics = {
-    calls: new Histogram({
+    // Observed on every call and every attempt: children that keep their own counts (bound-histogram.ts).
+    calls: new BoundHistogram({
       name: "meshkit_client_call_duration_seconds",
       help: "Mesh client calls, from the caller's view (all attempts), by final gRPC code.",
       labelNames: ["service", "method", "code"],
       buckets: latencyBuckets,
       registers,
     }),
-    attempts: new Histogram({
+    attempts: new BoundHistogram({
       name: "meshkit_client_attempt_duration_seconds",
       help: "Attempts sent to one instance, by gRPC code.",
       labelNames: ["service", "method", "instance", "code"],

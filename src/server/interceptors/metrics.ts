@@ -1,5 +1,6 @@
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
-import { Histogram, register as defaultRegistry, type Registry } from "prom-client";
+import { type Histogram, register as defaultRegistry, type Registry } from "prom-client";
+import { BoundHistogram } from "../../common/bound-histogram.js";
 import { CodeObservers } from "../../common/code-observers.js";
 import { observeCalls } from "./observe-calls.js";
 
@@ -9,7 +10,8 @@ const byRegistry = new WeakMap<Registry, Histogram<"service" | "method" | "code"
 export function serverCallHistogram(registry: Registry = defaultRegistry): Histogram<"service" | "method" | "code"> {
   let histogram = byRegistry.get(registry);
   if (!histogram) {
-    histogram = new Histogram({
+    // Observed on every call: children that keep their own counts (bound-histogram.ts).
+    histogram = new BoundHistogram({
       name: "meshkit_server_call_duration_seconds",
       help: "RPCs served, by gRPC service, method and final code.",
       labelNames: ["service", "method", "code"],
