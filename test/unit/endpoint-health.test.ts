@@ -68,6 +68,29 @@ describe("EndpointHealth", () => {
     assert.equal(health.state, "half_open");
   };
 
+  it("successes count in the window: the error percentage is over all attempts", async () => {
+    const { health } = make({ volumeThreshold: 10, errorThresholdPercentage: 50, consecutiveFailures: 1000 });
+    for (let i = 0; i < 10; i++) health.report(health.admit(), "success", undefined);
+    for (let i = 0; i < 10; i++) health.report(health.admit(), "instance_failure", unavailable);
+    await sleep(0);
+    assert.equal(health.state, "closed", "10 failures of 20 attempts is 50%, not over it");
+    health.report(health.admit(), "instance_failure", unavailable);
+    await sleep(0);
+    assert.equal(health.state, "open", "11 of 21 is over 50%");
+  });
+
+  it("a success ends a run of failures", async () => {
+    const { health } = make({ consecutiveFailures: 3 });
+    for (let i = 0; i < 10; i++) {
+      health.report(health.admit(), "instance_failure", unavailable);
+      health.report(health.admit(), "instance_failure", unavailable);
+      await sleep(0);
+      health.report(health.admit(), "success", undefined);
+    }
+    await sleep(0);
+    assert.equal(health.state, "closed");
+  });
+
   it("caller faults and cancellations never open it", async () => {
     const { health } = make();
     for (let i = 0; i < 20; i++) {
