@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { OtlpGrpcTraceExporter } from "./otlp-trace-exporter.js";
 
 /** TelemetryOptions configure `startTelemetry`. */
 export interface TelemetryOptions {
@@ -48,7 +48,7 @@ export interface Telemetry {
  * ```
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
-  const exporter = new OTLPTraceExporter({
+  const exporter = new OtlpGrpcTraceExporter({
     url: options.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://127.0.0.1:4317",
   });
   const sdk = new NodeSDK({
