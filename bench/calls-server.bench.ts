@@ -120,6 +120,15 @@ interface GhzReport {
   statusCodeDistribution?: Record<string, number>;
   errorDistribution?: Record<string, number> | null;
   latencyDistribution?: { percentage: number; latency: number }[] | null;
+  /** Every call: when it started, how long it took (ns), and how it ended. */
+  details?: GhzCall[] | null;
+}
+
+interface GhzCall {
+  timestamp: string;
+  latency: number;
+  error: string;
+  status: string;
 }
 
 interface Measured {
@@ -162,21 +171,53 @@ async function measure(server: RunningServer, workload: Workload, collectorPid?:
   const collectorCpu = collectorPid === undefined ? NaN : cpuSeconds(collectorPid) - collectorBefore;
   const latency = (percentage: number) => (report.latencyDistribution?.find((entry) => entry.percentage === percentage)?.latency ?? NaN) / 1e6;
   const ok = report.statusCodeDistribution?.OK ?? 0;
-  // ghz cuts the calls still in flight when its duration ends ("use of closed network
-  // connection", "the client connection is closing"): the end of the run, not a server failure.
-  const cutAtEnd = Object.entries(report.errorDistribution ?? {})
-    .filter(([message]) => /closed network connection|client connection is closing|context canceled/.test(message))
-    .reduce((sum, [, count]) => sum + count, 0);
-  for (const [message, count] of Object.entries(report.errorDistribution ?? {})) {
-    if (!/closed network connection|client connection is closing|context canceled/.test(message)) console.error(`  ${workload.name} on port ${server.port}: ${count} x ${message}`);
-  }
+  const failures = failuresOf(report);
+  for (const failure of failures.elsewhere) console.error(`  ${workload.name} on port ${server.port}: ${failure}`);
   return {
     callsPerSecond: ok / (report.total / 1e9),
     cpuMicrosPerCall: (cpu * 1e6) / Math.max(1, ok),
     p50Ms: latency(50),
     p99Ms: latency(99),
-    failed: report.count - ok - cutAtEnd,
+    failed: report.count - ok - failures.cutAtEnd,
     collectorMicrosPerCall: (collectorCpu * 1e6) / Math.max(1, ok),
+  };
+}
+
+/** How far from the end of ghz's run a connection-closing failure may end and still be its cut. */
+const endOfRunMs = 100;
+const connectionClosing = /closed network connection|client connection is closing|transport is closing|context canceled/;
+
+/**
+ * Sorts a run's failed calls. When its duration ends, ghz closes the connection under the calls
+ * still in flight ("use of closed network connection", "transport is closing", ...): those are
+ * the run's cut, not the server's failures, and they end in the run's last moments. Any other
+ * failure, or a closing one in the middle of the run, is reported with when it ended.
+ */
+function failuresOf(report: GhzReport): { cutAtEnd: number; elsewhere: string[] } {
+  const details = report.details ?? [];
+  const endOf = (detail: GhzCall) => Date.parse(detail.timestamp) + detail.latency / 1e6;
+  let runStart = Infinity;
+  let runEnd = -Infinity;
+  for (const detail of details) {
+    runStart = Math.min(runStart, Date.parse(detail.timestamp));
+    runEnd = Math.max(runEnd, endOf(detail));
+  }
+  let cutAtEnd = 0;
+  const elsewhere = new Map<string, number[]>();
+  for (const detail of details) {
+    if (detail.status === "OK") continue;
+    const endedAt = endOf(detail);
+    if (connectionClosing.test(detail.error) && runEnd - endedAt <= endOfRunMs) {
+      cutAtEnd++;
+      continue;
+    }
+    const at = elsewhere.get(detail.error) ?? [];
+    at.push(Math.round(endedAt - runStart));
+    elsewhere.set(detail.error, at);
+  }
+  return {
+    cutAtEnd,
+    elsewhere: [...elsewhere].map(([error, at]) => `${at.length} x ${error} (ended at ${at.slice(0, 5).join(", ")}${at.length > 5 ? ", ..." : ""} ms of the ${Math.round(runEnd - runStart)} ms run)`),
   };
 }
 
