@@ -15,6 +15,7 @@ import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
+import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
 
@@ -105,7 +106,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
   // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
-  const given = options.interceptors ?? [];
+  // Adjacent observing interceptors (tracing, metrics, error mapping) run as one layer.
+  const given = fuseObservers(options.interceptors ?? []);
   const interceptors = keepContextInStreams(given);
   const leanInterceptors = recordStreamContext(given);
   const handler = connectNodeAdapter({

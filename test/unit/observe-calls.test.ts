@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type StreamRequest, type StreamResponse, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { EchoRequestSchema, EchoResponseSchema, EchoService, EchoStreamResponseSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import { observeCalls } from "../../src/server/interceptors/observe-calls.js";
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Interceptor } from "@connectrpc/connect";
+import { fuseObservers, observeCalls } from "../../src/server/interceptors/observe-calls.js";
 
 /** observeCalls: every call reports its end exactly once, with its error, and errors are mapped. */
 describe("observeCalls", () => {
@@ -97,5 +99,110 @@ describe("observeCalls", () => {
       (error: ConnectError) => error.rawMessage === "outer(inner(broke))",
     );
     assert.deepEqual(seen, ["inner: broke", "outer: inner(broke)"]);
+  });
+});
+
+/**
+ * fuseObservers: a chain whose adjacent observers run as one layer reports exactly what the same
+ * chain of separate layers reports (order, mapped errors, the context each part runs in), and
+ * leaves other interceptors where they were.
+ */
+describe("fuseObservers", () => {
+  const common = { requestMethod: "POST", url: "http://test/x", signal: new AbortController().signal, header: new Headers() };
+  const unaryRequest = () => ({ ...common, contextValues: createContextValues(), stream: false, service: EchoService, method: EchoService.method.echo, message: create(EchoRequestSchema, { message: "hi" }) }) as UnaryRequest;
+  const streamRequest = () => ({ ...common, contextValues: createContextValues(), stream: true, service: EchoService, method: EchoService.method.echoStream, message: (async function* () {})() }) as unknown as StreamRequest;
+  const answer: Parameters<Interceptor>[0] = async () => ({ stream: false, service: EchoService, method: EchoService.method.echo, header: new Headers(), trailer: new Headers(), message: create(EchoResponseSchema, { message: "hi" }) }) as UnaryResponse;
+  const stream: Parameters<Interceptor>[0] = async () =>
+    ({
+      stream: true,
+      service: EchoService,
+      method: EchoService.method.echoStream,
+      header: new Headers(),
+      trailer: new Headers(),
+      message: (async function* () {
+        yield create(EchoStreamResponseSchema, { sequence: 1 });
+        throw new ConnectError("broke", Code.DataLoss);
+      })(),
+    }) as unknown as StreamResponse;
+
+  /** What a chain did: every start, end and mapping, with the scope it ran in. */
+  const scope = new AsyncLocalStorage<string>();
+  const recorder = () => {
+    const events: string[] = [];
+    const observer = (name: string, { throwsAtStart = false } = {}) =>
+      observeCalls(() => {
+        events.push(`${name} start in ${scope.getStore() ?? "-"}`);
+        if (throwsAtStart) throw new ConnectError(`${name} refused`, Code.PermissionDenied);
+        return {
+          run: (next) => scope.run(`${scope.getStore() ?? ""}/${name}`, next),
+          // Fused, an observer's end runs inside the runs of those fused after it too (one
+          // continuation for all): what matters is that its own scope is there.
+          end: (error) => events.push(`${name} end ${error === undefined ? "ok" : ConnectError.from(error).rawMessage} inside its own run: ${(scope.getStore() ?? "").includes(`/${name}`)}`),
+          mapError: (error) => new ConnectError(`${name}(${ConnectError.from(error).rawMessage})`, ConnectError.from(error).code),
+        };
+      });
+    const plain: Interceptor = (next) => (request) => {
+      events.push(`plain in ${scope.getStore() ?? "-"}`);
+      return next(request);
+    };
+    return { events, observer, plain };
+  };
+  type AnyFn = Parameters<Interceptor>[0];
+  const chainOf = (interceptors: Interceptor[], handler: AnyFn) => interceptors.reduceRight((next, interceptor) => interceptor(next), handler);
+  /** Runs `call` on the chain as built, and fused; both must record the same events and end alike. */
+  const same = async (build: (r: ReturnType<typeof recorder>) => Interceptor[], handler: AnyFn, call: (chain: AnyFn) => Promise<unknown>) => {
+    const outcome = async (fuse: boolean) => {
+      const r = recorder();
+      const interceptors = build(r);
+      const chain = chainOf(fuse ? fuseObservers(interceptors) : interceptors, handler);
+      const result = await call(chain).then(
+        (value) => `ok ${String(value)}`,
+        (error: unknown) => `failed ${ConnectError.from(error).rawMessage}`,
+      );
+      return { result, events: r.events, layers: (fuse ? fuseObservers(interceptors) : interceptors).length };
+    };
+    const separate = await outcome(false);
+    const fused = await outcome(true);
+    assert.deepEqual(fused.events, separate.events);
+    assert.equal(fused.result, separate.result);
+    return { ...fused, separateLayers: separate.layers };
+  };
+
+  it("joins only adjacent observers", () => {
+    const { observer, plain } = recorder();
+    assert.equal(fuseObservers([observer("a"), observer("b"), plain, observer("c"), plain, plain, observer("d"), observer("e")]).length, 6);
+    assert.equal(fuseObservers([plain, plain]).length, 2);
+  });
+
+  it("a unary success: starts outermost first, each in the scope of those before it; ends innermost first", async () => {
+    const { events, layers, separateLayers } = await same(({ observer, plain }) => [observer("a"), observer("b"), plain, observer("c")], answer, (chain) => chain(unaryRequest()).then(() => "answered"));
+    assert.equal(layers, 3);
+    assert.equal(separateLayers, 4);
+    assert.equal(events[0], "a start in -");
+    assert.equal(events[1], "b start in /a");
+    assert.ok(events.includes("plain in /a/b"));
+  });
+
+  it("a unary failure: mapped innermost first, each observer told the error the inner ones made of it", async () => {
+    const failing: Parameters<Interceptor>[0] = async () => {
+      throw new ConnectError("nope", Code.NotFound);
+    };
+    const { result } = await same(({ observer }) => [observer("a"), observer("b"), observer("c")], failing, (chain) => chain(unaryRequest()));
+    assert.equal(result, "failed a(b(c(nope)))");
+  });
+
+  it("an observer that refuses at its start: the ones started before it are told, the rest never start", async () => {
+    const { result, events } = await same(({ observer }) => [observer("a"), observer("b", { throwsAtStart: true }), observer("c")], answer, (chain) => chain(unaryRequest()));
+    assert.equal(result, "failed a(b refused)");
+    assert.ok(!events.some((event) => event.startsWith("c ")));
+  });
+
+  it("a stream that fails midway: one wrapper, each observer told once, errors mapped innermost first", async () => {
+    const read = async (chain: AnyFn) => {
+      const response = (await chain(streamRequest())) as StreamResponse;
+      for await (const _ of response.message) void _;
+    };
+    const { result } = await same(({ observer }) => [observer("a"), observer("b")], stream, read);
+    assert.equal(result, "failed a(b(broke))");
   });
 });

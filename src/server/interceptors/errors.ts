@@ -1,7 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { isDependencyUnavailable } from "../../platform/dependency-errors.js";
-import { observeCalls } from "./observe-calls.js";
+import { observeCalls, type CallObserver } from "./observe-calls.js";
 
 /**
  * errorMapping gives every failure a proper gRPC code: ConnectErrors pass as they are; a backing
@@ -28,7 +28,19 @@ export function errorMapping(log: Logger): Interceptor {
     log.error({ err: error, procedure }, "unexpected error");
     return new ConnectError("internal error", Code.Internal);
   };
-  return observeCalls((request) => ({
-    mapError: (error) => map(error, `${request.service.typeName}/${request.method.name}`, request.signal),
-  }));
+  return observeCalls((request) => new MappedCall(map, request));
+}
+
+type MapError = (error: unknown, procedure: string, signal: AbortSignal) => ConnectError;
+
+/** One call whose failure, if any, is mapped: the procedure's name is only built for a failure. */
+class MappedCall implements CallObserver {
+  constructor(
+    private readonly map: MapError,
+    private readonly request: UnaryRequest | StreamRequest,
+  ) {}
+
+  mapError(error: unknown): ConnectError {
+    return this.map(error, `${this.request.service.typeName}/${this.request.method.name}`, this.request.signal);
+  }
 }

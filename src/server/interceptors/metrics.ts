@@ -1,8 +1,9 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type Histogram, register as defaultRegistry, type Registry } from "prom-client";
 import { BoundHistogram } from "../../common/bound-histogram.js";
 import { CodeObservers } from "../../common/code-observers.js";
-import { observeCalls } from "./observe-calls.js";
+import { observeCalls, type CallObserver } from "./observe-calls.js";
 
 const byRegistry = new WeakMap<Registry, Histogram<"service" | "method" | "code">>();
 
@@ -30,10 +31,19 @@ export function serverCallHistogram(registry: Registry = defaultRegistry): Histo
 export function serverMetrics(registry?: Registry): Interceptor {
   const histogram = serverCallHistogram(registry);
   const observers = new CodeObservers((method, code) => histogram.labels(method.parent.typeName, method.name, code));
-  return observeCalls((request) => {
-    const started = performance.now();
-    return {
-      end: (error) => observers.observe(request.method, error === undefined ? 0 : ConnectError.from(error).code, (performance.now() - started) / 1000),
-    };
-  });
+  return observeCalls((request) => new MeasuredCall(observers, request.method));
+}
+
+/** One measured call: its duration goes to the histogram, under its final code, when it ends. */
+class MeasuredCall implements CallObserver {
+  readonly #started = performance.now();
+
+  constructor(
+    private readonly observers: CodeObservers,
+    private readonly method: DescMethod,
+  ) {}
+
+  end(error: unknown): void {
+    this.observers.observe(this.method, error === undefined ? 0 : ConnectError.from(error).code, (performance.now() - this.#started) / 1000);
+  }
 }

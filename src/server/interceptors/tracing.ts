@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Span } from "@opentelemetry/api";
-import { observeCalls } from "./observe-calls.js";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
+import { observeCalls, type CallObserver } from "./observe-calls.js";
 
 const tracer = trace.getTracer("meshkit-server");
 
@@ -25,8 +25,7 @@ export function serverTracing(): Interceptor {
       },
       parent,
     );
-    const active = trace.setSpan(parent, span);
-    return { run: (next) => context.with(active, next), end: (error) => finish(span, error) };
+    return new TracedCall(span, trace.setSpan(parent, span));
   });
   return (next) => {
     const withSpan = traced(next);
@@ -34,6 +33,22 @@ export function serverTracing(): Interceptor {
     // would fill the trace store with one-span traces: trace them only inside a caller's trace.
     return (request) => (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent") ? next(request) : withSpan(request));
   };
+}
+
+/** One traced call: the rest of the chain runs in its span's context; its end ends the span. */
+class TracedCall implements CallObserver {
+  constructor(
+    private readonly span: Span,
+    private readonly active: Context,
+  ) {}
+
+  run<T>(next: () => T): T {
+    return context.with(this.active, next);
+  }
+
+  end(error: unknown): void {
+    finish(this.span, error);
+  }
 }
 
 function finish(span: Span, error: unknown): void {
