@@ -120,8 +120,10 @@ class ObservedCall {
     const stages: StreamObserver[] = [];
     for (let i = started.length - 1; i >= 0; i--) {
       const observer = started[i]!;
-      stages.push({ end: observer.end?.bind(observer), fail: (error) => failOne(observer, error) });
+      if (observer.end || observer.mapError) stages.push({ end: observer.end?.bind(observer), fail: (error) => failOne(observer, error) });
     }
+    // Nobody to tell how the stream ends (a deadline alone): no wrapper.
+    if (stages.length === 0) return response;
     // Not read yet (the response has not reached the caller): join the inner wrapper.
     const inner = (response.message as Partial<ObservedStream<unknown>>)[observers];
     if (inner) {
