@@ -84,6 +84,28 @@ describe("foundation: a service process, real Consul, real Jaeger, grpcurl", fun
     assert.equal(tags["span.kind"], "server");
   });
 
+  it("traces a health check only inside a caller's trace: Consul's own checks leave no spans", async () => {
+    // Consul has checked this instance every second since it started, and grpcurl once, all
+    // without a trace context. This check comes inside one.
+    const traceId = randomUUID().replaceAll("-", "");
+    await grpcurl("-plaintext", "-H", `traceparent: 00-${traceId}-00f067aa0ba902b7-01`, `127.0.0.1:${echo!.port}`, "grpc.health.v1.Health/Check");
+    const traced = await eventually("the parented health check's span in Jaeger", async () => {
+      const response = await fetch(`${jaegerQueryUrl}/api/traces/${traceId}`);
+      if (!response.ok) return undefined;
+      const body = (await response.json()) as { data: { spans: { operationName: string }[] }[] };
+      return body.data[0]?.spans.find((s) => s.operationName === "grpc.health.v1.Health/Check");
+    });
+    assert.ok(traced);
+    // Exported after every unparented check before it (one batch processor, in order).
+    const response = await fetch(`${jaegerQueryUrl}/api/traces?service=${serviceName}&limit=1000`);
+    const body = (await response.json()) as { data: { traceID: string; spans: { operationName: string }[] }[] };
+    const healthTraces = body.data.filter((trace) => trace.spans.some((s) => s.operationName.startsWith("grpc.health.v1.Health/")));
+    assert.deepEqual(
+      healthTraces.map((trace) => trace.traceID),
+      [traceId],
+    );
+  });
+
   it("turns critical when the process stops answering, and passing again when it resumes", async () => {
     echo!.signal("SIGSTOP");
     await eventually("the check to turn critical", async () =>

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from "@opentelemetry/api";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span, type SpanOptions } from "@opentelemetry/api";
 import { observeCalls, type CallObserver } from "./observe-calls.js";
 
 const tracer = trace.getTracer("meshkit-server");
@@ -11,29 +12,26 @@ const tracer = trace.getTracer("meshkit-server");
  * Health checks and reflection calls are traced only when they come inside a caller's trace.
  */
 export function serverTracing(): Interceptor {
-  const traced = observeCalls((request) => {
-    const parent = propagation.extract(context.active(), request.header, headerGetter);
-    const span = tracer.startSpan(
-      `${request.service.typeName}/${request.method.name}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: {
-          "rpc.system": "grpc",
-          "rpc.service": request.service.typeName,
-          "rpc.method": request.method.name,
-        },
-      },
-      parent,
-    );
-    return new TracedCall(span, trace.setSpan(parent, span));
-  });
-  return (next) => {
-    const withSpan = traced(next);
+  const spanOptions = new Map<DescMethod, { name: string; options: SpanOptions }>();
+  return observeCalls((request) => {
     // Consul's health checks (every few seconds per instance) and tools' reflection calls
     // would fill the trace store with one-span traces: trace them only inside a caller's trace.
-    return (request) => (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent") ? next(request) : withSpan(request));
-  };
+    if (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent")) return untraced;
+    let planned = spanOptions.get(request.method);
+    if (!planned) {
+      // Made once per method: the SDK copies the attributes into each span.
+      const attributes = { "rpc.system": "grpc", "rpc.service": request.service.typeName, "rpc.method": request.method.name };
+      planned = { name: `${request.service.typeName}/${request.method.name}`, options: { kind: SpanKind.SERVER, attributes } };
+      spanOptions.set(request.method, planned);
+    }
+    const parent = propagation.extract(context.active(), request.header, headerGetter);
+    const span = tracer.startSpan(planned.name, planned.options, parent);
+    return new TracedCall(span, trace.setSpan(parent, span));
+  });
 }
+
+/** A health check or reflection call outside any trace: no span. */
+const untraced: CallObserver = {};
 
 /** One traced call: the rest of the chain runs in its span's context; its end ends the span. */
 class TracedCall implements CallObserver {
