@@ -175,17 +175,16 @@ function observedStream<T>(messages: AsyncIterable<T>, stages: StreamObserver[])
         over = true;
         return end(error);
       };
+      // Made once per stream, not per message: each message's step is then one promise.
+      const stepped = (result: IteratorResult<T>) => {
+        if (result.done) finish(undefined);
+        return result;
+      };
+      const failed = (error: unknown) => {
+        throw over ? error : finish(error);
+      };
       return {
-        next: () =>
-          iterator.next().then(
-            (result) => {
-              if (result.done) finish(undefined);
-              return result;
-            },
-            (error: unknown) => {
-              throw over ? error : finish(error);
-            },
-          ),
+        next: () => iterator.next().then(stepped, failed),
         return: (value?: unknown) => {
           finish(undefined);
           return iterator.return ? iterator.return(value) : Promise.resolve({ done: true as const, value: value as T });
