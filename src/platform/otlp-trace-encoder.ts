@@ -1,4 +1,4 @@
-import type { Attributes, AttributeValue, HrTime, Link } from "@opentelemetry/api";
+import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@opentelemetry/api";
 import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
 
 /**
@@ -104,15 +104,7 @@ function writeScope(writer: Writer, scope: SpanScope & { attributes?: Attributes
 function writeSpan(writer: Writer, span: ReadableSpan): void {
   const start = writer.begin();
   const context = span.spanContext();
-  writer.tag(1, LENGTH_DELIMITED);
-  writer.hexBytes(context.traceId);
-  writer.tag(2, LENGTH_DELIMITED);
-  writer.hexBytes(context.spanId);
-  const traceState = context.traceState?.serialize();
-  if (traceState) {
-    writer.tag(3, LENGTH_DELIMITED);
-    writer.string(traceState);
-  }
+  writeIds(writer, context);
   const parent = span.parentSpanContext;
   if (parent?.spanId) {
     writer.tag(4, LENGTH_DELIMITED);
@@ -159,6 +151,19 @@ function writeSpan(writer: Writer, span: ReadableSpan): void {
   writer.end(start);
 }
 
+/** trace_id = 1; span_id = 2; trace_state = 3: the same three fields open a Span and a Span.Link. */
+function writeIds(writer: Writer, context: SpanContext): void {
+  writer.tag(1, LENGTH_DELIMITED);
+  writer.hexBytes(context.traceId);
+  writer.tag(2, LENGTH_DELIMITED);
+  writer.hexBytes(context.spanId);
+  const traceState = context.traceState?.serialize();
+  if (traceState) {
+    writer.tag(3, LENGTH_DELIMITED);
+    writer.string(traceState);
+  }
+}
+
 function spanFlags(traceFlags: number, isRemote: boolean | undefined): number {
   return (traceFlags & 0xff) | HAS_IS_REMOTE | (isRemote ? IS_REMOTE : 0);
 }
@@ -180,15 +185,7 @@ function writeEvent(writer: Writer, event: TimedEvent): void {
 function writeLink(writer: Writer, link: Link & { droppedAttributesCount?: number }): void {
   const start = writer.begin();
   const context = link.context;
-  writer.tag(1, LENGTH_DELIMITED);
-  writer.hexBytes(context.traceId);
-  writer.tag(2, LENGTH_DELIMITED);
-  writer.hexBytes(context.spanId);
-  const traceState = context.traceState?.serialize();
-  if (traceState) {
-    writer.tag(3, LENGTH_DELIMITED);
-    writer.string(traceState);
-  }
+  writeIds(writer, context);
   if (link.attributes) writeAttributes(writer, link.attributes, 4);
   writer.tag(5, VARINT);
   writer.varint(link.droppedAttributesCount || 0);

@@ -6,6 +6,22 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { Interceptor } from "@connectrpc/connect";
 import { fuseObservers, observeCalls } from "../../src/server/interceptors/observe-calls.js";
 
+/** An echo stream response of `count` messages that fails with DATA_LOSS at `failAfter`, if given. */
+const streamOf = (count: number, failAfter?: number) =>
+  ({
+    stream: true,
+    service: EchoService,
+    method: EchoService.method.echoStream,
+    header: new Headers(),
+    trailer: new Headers(),
+    message: (async function* () {
+      for (let sequence = 1; sequence <= count; sequence++) {
+        if (sequence === failAfter) throw new ConnectError("broke", Code.DataLoss);
+        yield create(EchoStreamResponseSchema, { sequence });
+      }
+    })(),
+  }) as unknown as StreamResponse;
+
 /** observeCalls: every call reports its end exactly once, with its error, and errors are mapped. */
 describe("observeCalls", () => {
   const ends: unknown[] = [];
@@ -19,20 +35,6 @@ describe("observeCalls", () => {
   const common = { requestMethod: "POST", url: "http://test/x", signal: new AbortController().signal, header: new Headers(), contextValues: createContextValues() };
   const unaryRequest: UnaryRequest = { ...common, stream: false, service: EchoService, method: EchoService.method.echo, message: create(EchoRequestSchema, { message: "hi" }) } as UnaryRequest;
   const streamRequest = { ...common, stream: true, service: EchoService, method: EchoService.method.echoStream, message: (async function* () {})() } as unknown as StreamRequest;
-  const streamOf = (count: number, failAfter?: number) =>
-    ({
-      stream: true,
-      service: EchoService,
-      method: EchoService.method.echoStream,
-      header: new Headers(),
-      trailer: new Headers(),
-      message: (async function* () {
-        for (let sequence = 1; sequence <= count; sequence++) {
-          if (sequence === failAfter) throw new ConnectError("broke", Code.DataLoss);
-          yield create(EchoStreamResponseSchema, { sequence });
-        }
-      })(),
-    }) as unknown as StreamResponse;
 
   it("reports a unary call's success once, and its error mapped", async () => {
     const ok = observing(async () => ({ stream: false, service: EchoService, method: EchoService.method.echo, header: new Headers(), trailer: new Headers(), message: create(EchoResponseSchema, { message: "hi" }) }) as UnaryResponse);
@@ -112,18 +114,7 @@ describe("fuseObservers", () => {
   const unaryRequest = () => ({ ...common, contextValues: createContextValues(), stream: false, service: EchoService, method: EchoService.method.echo, message: create(EchoRequestSchema, { message: "hi" }) }) as UnaryRequest;
   const streamRequest = () => ({ ...common, contextValues: createContextValues(), stream: true, service: EchoService, method: EchoService.method.echoStream, message: (async function* () {})() }) as unknown as StreamRequest;
   const answer: Parameters<Interceptor>[0] = async () => ({ stream: false, service: EchoService, method: EchoService.method.echo, header: new Headers(), trailer: new Headers(), message: create(EchoResponseSchema, { message: "hi" }) }) as UnaryResponse;
-  const stream: Parameters<Interceptor>[0] = async () =>
-    ({
-      stream: true,
-      service: EchoService,
-      method: EchoService.method.echoStream,
-      header: new Headers(),
-      trailer: new Headers(),
-      message: (async function* () {
-        yield create(EchoStreamResponseSchema, { sequence: 1 });
-        throw new ConnectError("broke", Code.DataLoss);
-      })(),
-    }) as unknown as StreamResponse;
+  const stream: Parameters<Interceptor>[0] = async () => streamOf(3, 2);
 
   /** What a chain did: every start, end and mapping, with the scope it ran in. */
   const scope = new AsyncLocalStorage<string>();
