@@ -183,23 +183,27 @@ async function measure(server: RunningServer, workload: Workload, collectorPid?:
   };
 }
 
-/** How far from the end of ghz's run a connection-closing failure may end and still be its cut. */
+/** How long before the last call ghz started a connection-closing failure may end and still be its cut. */
 const endOfRunMs = 100;
 const connectionClosing = /closed network connection|client connection is closing|transport is closing|context canceled/;
 
 /**
  * Sorts a run's failed calls. When its duration ends, ghz closes the connection under the calls
- * still in flight ("use of closed network connection", "transport is closing", ...): those are
- * the run's cut, not the server's failures, and they end in the run's last moments. Any other
- * failure, or a closing one in the middle of the run, is reported with when it ended.
+ * still in flight ("use of closed network connection", "transport is closing", ...) and starts no
+ * more: those are the run's cut, not the server's failures, and they end no earlier than (within
+ * 100 ms of) the last call it started. Any other failure, or a closing one in the middle of the
+ * run, is reported with when it ended.
  */
 function failuresOf(report: GhzReport): { cutAtEnd: number; elsewhere: string[] } {
   const details = report.details ?? [];
   const endOf = (detail: GhzCall) => Date.parse(detail.timestamp) + detail.latency / 1e6;
   let runStart = Infinity;
+  let lastStart = -Infinity;
   let runEnd = -Infinity;
   for (const detail of details) {
-    runStart = Math.min(runStart, Date.parse(detail.timestamp));
+    const started = Date.parse(detail.timestamp);
+    runStart = Math.min(runStart, started);
+    lastStart = Math.max(lastStart, started);
     runEnd = Math.max(runEnd, endOf(detail));
   }
   let cutAtEnd = 0;
@@ -207,7 +211,7 @@ function failuresOf(report: GhzReport): { cutAtEnd: number; elsewhere: string[] 
   for (const detail of details) {
     if (detail.status === "OK") continue;
     const endedAt = endOf(detail);
-    if (connectionClosing.test(detail.error) && runEnd - endedAt <= endOfRunMs) {
+    if (connectionClosing.test(detail.error) && endedAt >= lastStart - endOfRunMs) {
       cutAtEnd++;
       continue;
     }

@@ -23,6 +23,7 @@ const { serverMetrics } = await import("../../src/server/interceptors/metrics.js
 const { errorMapping } = await import("../../src/server/interceptors/errors.js");
 const { serverDeadline } = await import("../../src/server/interceptors/deadline.js");
 const { unaryValidation } = await import("../../src/server/interceptors/validation.js");
+const { fuseObservers } = await import("../../src/server/interceptors/observe-calls.js");
 const { createLogger } = await import("../../src/platform/log.js");
 const { EchoService, EchoRequestSchema, EchoResponseSchema } = await import("../../gen/meshkit/echo/v1/echo_pb.js");
 
@@ -57,7 +58,8 @@ const invoke = async (request: UnaryRequest | import("@connectrpc/connect").Stre
   }) as UnaryResponse;
 const calls = Object.fromEntries(
   Object.entries(sets).map(([name, members]) => {
-    const chain = members.map((member) => interceptors[member]!).reduceRight((next, interceptor) => interceptor(next), invoke as Parameters<Interceptor>[0]);
+    // Fused as the host fuses them (adjacent observers run as one layer).
+    const chain = fuseObservers(members.map((member) => interceptors[member]!)).reduceRight((next, interceptor) => interceptor(next), invoke as Parameters<Interceptor>[0]);
     const call = () =>
       chain({ stream: false, service: EchoService, method, requestMethod: "POST", url: "http://bench/x", signal: new AbortController().signal, header, contextValues: createContextValues(), message } as UnaryRequest);
     return [name, call];
