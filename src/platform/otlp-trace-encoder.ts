@@ -122,9 +122,7 @@ function writeSpan(writer: Writer, span: ReadableSpan): void {
   writer.hrTime(span.startTime);
   writer.tag(8, FIXED64);
   writer.hrTime(span.endTime);
-  if (span.attributes) writeAttributes(writer, span.attributes, 9);
-  writer.tag(10, VARINT);
-  writer.varint(span.droppedAttributesCount);
+  writeAttributesAndDropped(writer, span.attributes, 9, span.droppedAttributesCount);
   for (const event of span.events) {
     writer.tag(11, LENGTH_DELIMITED);
     writeEvent(writer, event);
@@ -175,9 +173,7 @@ function writeEvent(writer: Writer, event: TimedEvent): void {
   writer.hrTime(event.time);
   writer.tag(2, LENGTH_DELIMITED);
   writer.string(event.name);
-  if (event.attributes) writeAttributes(writer, event.attributes, 3);
-  writer.tag(4, VARINT);
-  writer.varint(event.droppedAttributesCount || 0);
+  writeAttributesAndDropped(writer, event.attributes, 3, event.droppedAttributesCount);
   writer.end(start);
 }
 
@@ -186,12 +182,17 @@ function writeLink(writer: Writer, link: Link & { droppedAttributesCount?: numbe
   const start = writer.begin();
   const context = link.context;
   writeIds(writer, context);
-  if (link.attributes) writeAttributes(writer, link.attributes, 4);
-  writer.tag(5, VARINT);
-  writer.varint(link.droppedAttributesCount || 0);
+  writeAttributesAndDropped(writer, link.attributes, 4, link.droppedAttributesCount);
   writer.tag(6, FIXED32);
   writer.fixed32(spanFlags(context.traceFlags, context.isRemote));
   writer.end(start);
+}
+
+/** Attributes as field `field`, then how many were dropped as `field + 1`: how a Span, an Event and a Link each carry theirs (the count always written). */
+function writeAttributesAndDropped(writer: Writer, attributes: Attributes | undefined, field: number, dropped: number | undefined): void {
+  if (attributes) writeAttributes(writer, attributes, field);
+  writer.tag(field + 1, VARINT);
+  writer.varint(dropped || 0);
 }
 
 /** Repeated KeyValue { key = 1; value = 2 } as field `field`, in the attributes' own key order. */

@@ -106,7 +106,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
   // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
-  // Adjacent observing interceptors (tracing, metrics, error mapping) run as one layer.
+  // Adjacent observing interceptors (tracing, metrics, error mapping, deadline) run as one layer.
   const given = fuseObservers(options.interceptors ?? []);
   const interceptors = keepContextInStreams(given);
   const leanInterceptors = recordStreamContext(given);

@@ -27,7 +27,7 @@ export function observeCalls(start: Start): Interceptor {
 
 /**
  * fuseObservers returns `interceptors` with each run of adjacent `observeCalls` interceptors
- * (tracing, metrics and error mapping, in runService's chain) made one interceptor that starts
+ * (tracing, metrics, error mapping and the deadline, in runService's chain) made one interceptor that starts
  * each observer in turn, inside the ones before it, and reports to them innermost first: what
  * the separate layers did, with one promise and one continuation per call instead of one per
  * layer. One difference: the one continuation runs inside every fused observer's `run`, so an
