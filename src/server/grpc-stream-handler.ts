@@ -18,6 +18,7 @@ import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { GrpcReply } from "./grpc-reply.js";
 import { readSingleMessage, requestHeaders } from "./grpc-wire.js";
 import { streamContextOf } from "./stream-context.js";
+import { recordCallDeadline } from "./call-deadline.js";
 
 /** GrpcStreamHandlerOptions configure `createGrpcStreamHandler`. */
 export interface GrpcStreamHandlerOptions {
@@ -134,6 +135,7 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
     url,
   };
   values.set(handlerContextKey, context);
+  recordCallDeadline(values, deadline);
   const reply = new GrpcReply(stream, responseHeader, responseTrailer, writeMaxBytes);
   let timer: NodeJS.Timeout | undefined;
   const finish = (error?: unknown) => {

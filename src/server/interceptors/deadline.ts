@@ -1,6 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { runWithDeadline } from "../../common/deadline.js";
+import { recordedCallDeadline } from "../call-deadline.js";
 import { observeCalls, type CallObserver } from "./observe-calls.js";
 
 /**
@@ -11,6 +12,9 @@ import { observeCalls, type CallObserver } from "./observe-calls.js";
 export function serverDeadline(): Interceptor {
   // An observer, so that the host runs it in one layer with the observers next to it (fuseObservers).
   return observeCalls((request) => {
+    // The lean gRPC path has parsed the header already; connect-node's calls are read here.
+    const recorded = recordedCallDeadline(request.contextValues);
+    if (recorded !== undefined) return recorded === null ? noDeadline : new CallWithDeadline(recorded);
     const timeoutMs = timeoutOf(request.header);
     return timeoutMs === undefined ? noDeadline : new CallWithDeadline(performance.now() + timeoutMs);
   });

@@ -12,22 +12,29 @@ const tracer = trace.getTracer("meshkit-server");
  * Health checks and reflection calls are traced only when they come inside a caller's trace.
  */
 export function serverTracing(): Interceptor {
-  const spanOptions = new Map<DescMethod, { name: string; options: SpanOptions }>();
+  const plans = new Map<DescMethod, SpanPlan>();
   return observeCalls((request) => {
+    let plan = plans.get(request.method);
+    if (!plan) plans.set(request.method, (plan = planFor(request.service.typeName, request.method.name)));
     // Consul's health checks (every few seconds per instance) and tools' reflection calls
     // would fill the trace store with one-span traces: trace them only inside a caller's trace.
-    if (untracedUnlessParented.test(request.service.typeName) && !request.header.has("traceparent")) return untraced;
-    let planned = spanOptions.get(request.method);
-    if (!planned) {
-      // Made once per method: the SDK copies the attributes into each span.
-      const attributes = { "rpc.system": "grpc", "rpc.service": request.service.typeName, "rpc.method": request.method.name };
-      planned = { name: `${request.service.typeName}/${request.method.name}`, options: { kind: SpanKind.SERVER, attributes } };
-      spanOptions.set(request.method, planned);
-    }
+    if (plan.onlyWhenParented && !request.header.has("traceparent")) return untraced;
     const parent = propagation.extract(context.active(), request.header, headerGetter);
-    const span = tracer.startSpan(planned.name, planned.options, parent);
+    const span = tracer.startSpan(plan.name, plan.options, parent);
     return new TracedCall(span, trace.setSpan(parent, span));
   });
+}
+
+/** What every span of one method shares, made once per method (the SDK copies the attributes into each span). */
+interface SpanPlan {
+  name: string;
+  options: SpanOptions;
+  onlyWhenParented: boolean;
+}
+
+function planFor(serviceName: string, methodName: string): SpanPlan {
+  const attributes = { "rpc.system": "grpc", "rpc.service": serviceName, "rpc.method": methodName };
+  return { name: `${serviceName}/${methodName}`, options: { kind: SpanKind.SERVER, attributes }, onlyWhenParented: untracedUnlessParented.test(serviceName) };
 }
 
 /** A health check or reflection call outside any trace: no span. */
