@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { getNumberFromEnv } from "@opentelemetry/core";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
@@ -37,7 +38,8 @@ export interface Telemetry {
 
 /**
  * startTelemetry starts the OpenTelemetry Node SDK with OTLP export (batched, flushed every
- * 500 ms) and the instrumentations given in `options.instrumentations`. Nothing starts until it
+ * 500 ms; the `OTEL_BSP_*` variables apply, see `batchSettingsFromEnv`) and the instrumentations
+ * given in `options.instrumentations`. Nothing starts until it
  * is called: importing this module starts no SDK and no timer. Instrumentations patch modules
  * loaded after this call through `require`, so call it before the instrumented libraries load.
  *
@@ -57,7 +59,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
       ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
     }),
-    spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 500 })],
+    spanProcessors: [new BatchSpanProcessor({ exporter, ...batchSettingsFromEnv() })],
     // Traces only. Left to its defaults (OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER unset), the
     // SDK would also start an OTLP metrics reader and an OTLP log exporter aimed at the trace
     // collector, which takes neither: metrics are prom-client's (/metrics), logs are pino's.
@@ -68,6 +70,31 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   sdk.start();
   let stopped: Promise<void> | undefined;
   return { shutdown: () => (stopped ??= sdk.shutdown()) };
+}
+
+/**
+ * The batching of spans, from the OpenTelemetry environment variables the SDK reads for its own
+ * processor (`OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`,
+ * `OTEL_BSP_EXPORT_TIMEOUT`; milliseconds and span counts). The SDK reads them only when it
+ * builds the processor itself, and ours is built here, around our exporter: without this they
+ * would be ignored. Unset: the SDK's defaults, but for the delay, 500 ms (the SDK's is 5 s) so
+ * that traces show in Jaeger while one looks. A value that is not a non-negative number is
+ * ignored (the SDK logs it).
+ */
+export function batchSettingsFromEnv(): { scheduledDelayMillis: number; maxQueueSize?: number; maxExportBatchSize?: number; exportTimeoutMillis?: number } {
+  const read = (name: string) => {
+    const value = getNumberFromEnv(name);
+    return value !== undefined && value >= 0 ? value : undefined;
+  };
+  const maxQueueSize = read("OTEL_BSP_MAX_QUEUE_SIZE");
+  const maxExportBatchSize = read("OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+  const exportTimeoutMillis = read("OTEL_BSP_EXPORT_TIMEOUT");
+  return {
+    scheduledDelayMillis: read("OTEL_BSP_SCHEDULE_DELAY") ?? 500,
+    ...(maxQueueSize !== undefined ? { maxQueueSize } : {}),
+    ...(maxExportBatchSize !== undefined ? { maxExportBatchSize } : {}),
+    ...(exportTimeoutMillis !== undefined ? { exportTimeoutMillis } : {}),
+  };
 }
 
 /** The identity of this service process: its name and instance id (as registered in Consul). */
