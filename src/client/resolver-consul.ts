@@ -32,10 +32,9 @@ export interface ConsulResolverOptions {
   /** Longest wait between retries while Consul is unreachable, in ms. Default 10 000. */
   maxRetryDelayMs?: number;
   /**
-   * After Consul could not be reached, or the agent lost its state (its index went backwards: a
-   * restart without data), an empty answer is not believed for this long, in ms, while the
-   * instances register again and their checks pass; the last known set keeps serving. Default
-   * 15 000. Outside that window an empty answer is passed on.
+   * After the agent lost its state (its index went backwards: a restart without data), an empty
+   * answer is not believed for this long, in ms, while the instances register again; the last
+   * known set keeps serving. Default 15 000. Outside that window an empty answer is passed on.
    */
   resetGraceMs?: number;
 }
@@ -52,9 +51,8 @@ interface HealthEntry {
  * them closes.
  *
  * While Consul is unreachable the last known set is kept and served, and the watch retries with
- * jittered exponential backoff (100 ms to `maxRetryDelayMs`), recovering on its own; for
- * `resetGraceMs` after it answers again, an empty answer is not believed (see there). Otherwise an
- * honest empty answer (no instance passes) is passed on as it is, so calls fail fast.
+ * jittered exponential backoff (100 ms to `maxRetryDelayMs`), recovering on its own. An honest
+ * empty answer (no instance passes) is passed on as it is, so calls fail fast.
  */
 export function consulResolver(consul: ConsulClient, options: ConsulResolverOptions): Resolver {
   let watches = sharedWatches.get(consul);
@@ -205,8 +203,6 @@ class ConsulWatch {
           timeout: httpTimeoutMs,
           ctx: this.#cancelQuery,
         });
-        // Consul answers again after it could not be reached: it may have restarted.
-        const backAfterOutage = failures > 0;
         failures = 0;
         this.#lastAnswerAt = performance.now();
         // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
@@ -218,11 +214,8 @@ class ConsulWatch {
           ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
           : undefined;
         const reported = nextIndex(0n, response.headers["x-consul-index"]);
-        // The agent may have lost its state, or be re-running its checks, which start critical:
-        // after an outage, and when its index went below one seen before (a restart without data
-        // that was not seen as an outage). A young agent restarted without data can come back
-        // with an index above the old one, so the outage alone must count.
-        if (backAfterOutage || (reported > 0n && reported < highestIndex)) this.#holdingUntil = performance.now() + resetGraceMs;
+        // An index below one seen before: the agent's state was reset (restarted without data).
+        if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
         highestIndex = reported;
         index = nextIndex(index, response.headers["x-consul-index"]);
         this.#publish(entries.map(toInstance));

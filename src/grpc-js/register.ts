@@ -23,7 +23,7 @@ export interface RegisterConsulResolverOptions {
   minQueryIntervalMs?: number;
   /** Longest wait between retries while Consul is unreachable, in ms. Default 10 000. */
   maxRetryDelayMs?: number;
-  /** How long an empty answer right after Consul was out of reach, or the agent lost its state, is not believed, in ms. Default 15 000. */
+  /** How long an empty answer right after the agent lost its state is not believed, in ms. Default 15 000. */
   resetGraceMs?: number;
 }
 
