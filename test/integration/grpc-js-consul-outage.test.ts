@@ -6,7 +6,7 @@ import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/me
 import { recommendedClientOptions, registerConsulResolver } from "../../src/grpc-js/index.js";
 import { eventually } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
-import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
+import { raiseIndex, startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 describe("meshkit/grpc-js: Consul going away", function () {
@@ -18,6 +18,9 @@ describe("meshkit/grpc-js: Consul going away", function () {
 
   before(async () => {
     privateConsul = await startPrivateConsul();
+    // Before the instances register, so that their service's index is high: the agent restarted
+    // empty below must answer with a lower one, the reset the watch detects.
+    await raiseIndex(privateConsul);
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", CONSUL_HTTP_ADDR: privateConsul.address, CONSUL_REREGISTER_INTERVAL_MS: "500" };
     instances.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/echo/main.ts", env)))));
   });

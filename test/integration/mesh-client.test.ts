@@ -8,7 +8,7 @@ import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTrans
 import { startTestTelemetry, testCallerName } from "../support/telemetry.js";
 import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
 import { percentile, runLoad } from "../support/load.js";
-import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
+import { raiseIndex, startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 /**
@@ -222,6 +222,9 @@ describe("mesh client: Consul going away", function () {
 
   before(async () => {
     privateConsul = await startPrivateConsul();
+    // Before the instances register, so that their service's index is high: the agent restarted
+    // empty below must answer with a lower one, the reset the watch detects.
+    await raiseIndex(privateConsul);
     const env = { SERVICE_NAME: service, CONSUL_CHECK_INTERVAL: "1s", CONSUL_HTTP_ADDR: privateConsul.address, CONSUL_REREGISTER_INTERVAL_MS: "500" };
     instances.push(...(await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/echo/main.ts", env)))));
   });

@@ -57,3 +57,19 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
 function managementToken(hcl: string | undefined): string | undefined {
   return hcl ? /initial_management\s*=\s*"([^"]+)"/.exec(hcl)?.[1] : undefined;
 }
+
+/**
+ * Raises the agent's raft index by `writes` key/value writes (each is one raft entry). A -dev
+ * agent keeps nothing across a restart and starts its raft log again from the first entry. A
+ * test that restarts it empty raises the index before its instances register, so that their
+ * service's index (what the health API reports) is high and the restarted agent's surely below
+ * it: the reset the mesh's watch detects (src/client/resolver-consul.ts). Registered early in a
+ * young agent's life, a service's index can be lower than what the restarted agent reaches
+ * before the instances register again, and the reset go unseen (a flake seen once in CI).
+ */
+export async function raiseIndex(consul: PrivateConsul, writes = 300): Promise<void> {
+  for (let done = 0; done < writes; done += 20) {
+    await Promise.all(Array.from({ length: Math.min(20, writes - done) }, (_, i) => consul.client.kv.set(`meshkit-test/raise-index/${done + i}`, "x")));
+  }
+}
+
