@@ -4,10 +4,10 @@
  * (BENCH_COST_CONCURRENCY calls in flight, default 32, as ghz drives the servers), the sets taking
  * turns for BENCH_COST_ROUNDS rounds (default 7) of BENCH_COST_CALLS calls each (default 20,000),
  * the median round per set, CPU of the whole process per call. Span export to the running Jaeger
- * is included: the OpenTelemetry SDK is started first, sampling every span, with the echo
- * service's exporter and batching, and each round flushes its spans as it goes, so every span a set
- * made is encoded and sent inside its own round. The queue is made large enough that none is
- * dropped (the SDK's default of 2,048 would drop most of a closed loop's spans, billing less).
+ * is included: the OpenTelemetry SDK is started first by the echo service's startTelemetry,
+ * sampling every span, and each round flushes its spans as it goes, so every span a set
+ * made is encoded and sent inside its own round. The queue is made large enough
+ * (OTEL_BSP_MAX_QUEUE_SIZE) that none is dropped (the SDK's default of 2,048 would drop most of a closed loop's spans, billing less).
  * A round is run in slices of 5,000 calls, each ending with a flush.
  *
  * Why a closed loop: this table used to pace the calls at 2,000/s in bursts every 50 ms, and the
@@ -19,30 +19,15 @@
  * Run by bench/calls-server.bench.ts in a process of its own (the SDK is process-global); prints
  * one JSON line: { "<set>": microseconds per call, ... }.
  */
-import { NodeSDK } from "@opentelemetry/sdk-node";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
-import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
-import { OtlpGrpcTraceExporter } from "../../src/platform/otlp-trace-exporter.js";
+import { startTelemetry } from "../../src/platform/telemetry.js";
 
 const callsPerRound = Number(process.env.BENCH_COST_CALLS ?? 20_000);
 const concurrency = Number(process.env.BENCH_COST_CONCURRENCY ?? 32);
 const flushEvery = 5_000;
-// As startTelemetry (src/platform/telemetry.ts) sets the SDK up, but for the queue: a slice's spans all fit.
-const telemetry = new NodeSDK({
-  resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: `interceptor-costs-${process.pid}` }),
-  spanProcessors: [
-    new BatchSpanProcessor({
-      exporter: new OtlpGrpcTraceExporter({ url: process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://127.0.0.1:4317" }),
-      scheduledDelayMillis: 500,
-      maxQueueSize: 2 * flushEvery,
-    }),
-  ],
-  metricReaders: [],
-  logRecordProcessors: [],
-  instrumentations: [],
-});
-telemetry.start();
+// The echo service's telemetry (startTelemetry), every span sampled, with a queue that holds a slice's spans.
+process.env.OTEL_TRACES_SAMPLER = "always_on";
+process.env.OTEL_BSP_MAX_QUEUE_SIZE = String(2 * flushEvery);
+const telemetry = startTelemetry({ serviceName: `interceptor-costs-${process.pid}` });
 const { create } = await import("@bufbuild/protobuf");
 const { createContextValues } = await import("@connectrpc/connect");
 type Interceptor = import("@connectrpc/connect").Interceptor;
