@@ -39,9 +39,9 @@ export interface Telemetry {
 /**
  * startTelemetry starts the OpenTelemetry Node SDK with OTLP export (batched, flushed every
  * 500 ms; the `OTEL_BSP_*` variables apply, see `batchSettingsFromEnv`) and the instrumentations
- * given in `options.instrumentations`. Nothing starts until it
- * is called: importing this module starts no SDK and no timer. Instrumentations patch modules
- * loaded after this call through `require`, so call it before the instrumented libraries load.
+ * given in `options.instrumentations`. Nothing starts until it is called: importing this module
+ * starts no SDK and no timer. Instrumentations patch modules loaded after this call through
+ * `require`, so call it before the instrumented libraries load.
  *
  * ```ts
  * const telemetry = startTelemetry({ serviceName: "orders", instrumentations: [new PgInstrumentation()] });
@@ -81,7 +81,7 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
  * that traces show in Jaeger while one looks. A value that is not a non-negative number is
  * ignored (the SDK logs it).
  */
-export function batchSettingsFromEnv(): { scheduledDelayMillis: number; maxQueueSize?: number; maxExportBatchSize?: number; exportTimeoutMillis?: number } {
+function batchSettingsFromEnv(): { scheduledDelayMillis: number; maxQueueSize?: number; maxExportBatchSize?: number; exportTimeoutMillis?: number } {
   const read = (name: string) => {
     const value = getNumberFromEnv(name);
     return value !== undefined && value >= 0 ? value : undefined;

@@ -72,4 +72,3 @@ export async function raiseIndex(consul: PrivateConsul, writes = 300): Promise<v
     await Promise.all(Array.from({ length: Math.min(20, writes - done) }, (_, i) => consul.client.kv.set(`meshkit-test/raise-index/${done + i}`, "x")));
   }
 }
-
