@@ -1,7 +1,19 @@
 import { randomUUID } from "node:crypto";
-import { getNumberFromEnv } from "@opentelemetry/core";
+import { diag } from "@opentelemetry/api";
+import { getNumberFromEnv, getStringListFromEnv } from "@opentelemetry/core";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  defaultResource,
+  detectResources,
+  envDetector,
+  hostDetector,
+  osDetector,
+  processDetector,
+  resourceFromAttributes,
+  serviceInstanceIdDetector,
+  type Resource,
+  type ResourceDetector,
+} from "@opentelemetry/resources";
 import { BatchSpanProcessor } from "@opentelemetry/sdk-trace";
 import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
 import { OtlpGrpcTraceExporter } from "./otlp-trace-exporter.js";
@@ -54,11 +66,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
     url: options.otlpEndpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? "http://127.0.0.1:4317",
   });
   const sdk = new NodeSDK({
-    resource: resourceFromAttributes({
-      [ATTR_SERVICE_NAME]: options.serviceName,
-      ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
-      ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
-    }),
+    resource: serviceResource(options),
+    // Detected in serviceResource, under the service's identity rather than over it.
+    autoDetectResources: false,
     spanProcessors: [new BatchSpanProcessor({ exporter, ...batchSettingsFromEnv() })],
     // Traces only. Left to its defaults (OTEL_METRICS_EXPORTER, OTEL_LOGS_EXPORTER unset), the
     // SDK would also start an OTLP metrics reader and an OTLP log exporter aimed at the trace
@@ -70,6 +80,47 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
   sdk.start();
   let stopped: Promise<void> | undefined;
   return { shutdown: () => (stopped ??= sdk.shutdown()) };
+}
+
+/**
+ * The resource of every span: the SDK's defaults (`telemetry.sdk.*`), what the resource
+ * detectors find (host, os, process, `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_NODE_RESOURCE_DETECTORS`
+ * chooses them, as it does for the SDK), and over both the service's own identity: its name,
+ * version and instance id, as registered in Consul.
+ *
+ * Why not the SDK's own detection: NodeSDK merges what its detectors find over the resource it
+ * is given, so its `serviceinstance` detector's random UUID replaced the instance id we set, and
+ * Jaeger could not tell which Consul instance served a span.
+ */
+function serviceResource(options: TelemetryOptions): Resource {
+  const identity = resourceFromAttributes({
+    [ATTR_SERVICE_NAME]: options.serviceName,
+    ...(options.serviceVersion ? { [ATTR_SERVICE_VERSION]: options.serviceVersion } : {}),
+    ...(options.instanceId ? { "service.instance.id": options.instanceId } : {}),
+  });
+  return defaultResource().merge(detectResources({ detectors: resourceDetectorsFromEnv() })).merge(identity);
+}
+
+/** The SDK's resource detectors by the names `OTEL_NODE_RESOURCE_DETECTORS` takes (NodeSDK's reader of it is not exported). */
+const detectorsByName = new Map<string, ResourceDetector>([
+  ["host", hostDetector],
+  ["os", osDetector],
+  ["serviceinstance", serviceInstanceIdDetector],
+  ["process", processDetector],
+  // Last, so that OTEL_RESOURCE_ATTRIBUTES is over what the others detect.
+  ["env", envDetector],
+]);
+
+/** The detectors `OTEL_NODE_RESOURCE_DETECTORS` names (comma-separated; `all`, the default, or `none`), as NodeSDK reads it. */
+function resourceDetectorsFromEnv(): ResourceDetector[] {
+  const names = getStringListFromEnv("OTEL_NODE_RESOURCE_DETECTORS") ?? ["all"];
+  if (names.includes("all")) return [...detectorsByName.values()];
+  if (names.includes("none")) return [];
+  return names.flatMap((name) => {
+    const detector = detectorsByName.get(name);
+    if (!detector) diag.warn(`unknown resource detector "${name}" in OTEL_NODE_RESOURCE_DETECTORS`);
+    return detector ? [detector] : [];
+  });
 }
 
 /**

@@ -99,7 +99,7 @@ describe("observability: Prometheus finds every instance through Consul and ever
 
   it("traces a call from a caller through the mesh into orders and its PostgreSQL queries, read back from Jaeger", async () => {
     interface JaegerTrace {
-      processes: Record<string, { serviceName: string }>;
+      processes: Record<string, { serviceName: string; tags: { key: string; value: unknown }[] }>;
       spans: { processID: string; operationName: string; tags: { key: string; value: unknown }[] }[];
     }
     const trace = await eventually("a traced CreateOrder in Jaeger", async () => {
@@ -108,11 +108,14 @@ describe("observability: Prometheus finds every instance through Consul and ever
       return body.data.find((t) => Object.values(t.processes).some((p) => p.serviceName === testCallerName));
     });
     const tagOf = (span: JaegerTrace["spans"][number], key: string) => span.tags.find((tag) => tag.key === key)?.value;
-    const services = new Set(Object.values(trace.processes).map((p) => p.serviceName));
-    assert.ok(services.has(testCallerName) && services.has(names.orders), [...services].join(", "));
+    const serviceNames = new Set(Object.values(trace.processes).map((p) => p.serviceName));
+    assert.ok(serviceNames.has(testCallerName) && serviceNames.has(names.orders), [...serviceNames].join(", "));
     const dbSpans = trace.spans.filter((span) => tagOf(span, "db.system") === "postgresql" || tagOf(span, "db.system.name") === "postgresql");
     assert.ok(dbSpans.length >= 2, `PostgreSQL spans: ${trace.spans.map((s) => s.operationName).join(", ")}`);
     assert.ok(dbSpans.every((span) => trace.processes[span.processID]!.serviceName === names.orders));
+    // The spans name the instance that served them by its Consul service id.
+    const ordersProcess = Object.values(trace.processes).find((p) => p.serviceName === names.orders)!;
+    assert.equal(ordersProcess.tags.find((tag) => tag.key === "service.instance.id")?.value, services[0]!.instanceId);
   });
 
   it("discovers each instance through Consul and scrapes it (up == 1)", async () => {
