@@ -84,9 +84,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
 
 /**
  * The resource of every span: the SDK's defaults (`telemetry.sdk.*`), what the resource
- * detectors find (host, os, process, `OTEL_RESOURCE_ATTRIBUTES`; `OTEL_NODE_RESOURCE_DETECTORS`
- * chooses them, as it does for the SDK), and over both the service's own identity: its name,
- * version and instance id, as registered in Consul.
+ * detectors find (by default the host, the process's id and runtime, and
+ * `OTEL_RESOURCE_ATTRIBUTES`; see `resourceDetectorsFromEnv`), and over both the service's own
+ * identity: its name, version and instance id, as registered in Consul.
  *
  * Why not the SDK's own detection: NodeSDK merges what its detectors find over the resource it
  * is given, so its `serviceinstance` detector's random UUID replaced the instance id we set, and
@@ -101,6 +101,11 @@ function serviceResource(options: TelemetryOptions): Resource {
   return defaultResource().merge(detectResources({ detectors: resourceDetectorsFromEnv() })).merge(identity);
 }
 
+/** The process's id and runtime: the part of the SDK's process detector that tells an instance apart, without its command line. */
+const processIdDetector: ResourceDetector = {
+  detect: () => ({ attributes: { "process.pid": process.pid, "process.runtime.name": "nodejs", "process.runtime.version": process.versions.node } }),
+};
+
 /** The SDK's resource detectors by the names `OTEL_NODE_RESOURCE_DETECTORS` takes (NodeSDK's reader of it is not exported). */
 const detectorsByName = new Map<string, ResourceDetector>([
   ["host", hostDetector],
@@ -111,9 +116,17 @@ const detectorsByName = new Map<string, ResourceDetector>([
   ["env", envDetector],
 ]);
 
-/** The detectors `OTEL_NODE_RESOURCE_DETECTORS` names (comma-separated; `all`, the default, or `none`), as NodeSDK reads it. */
+/**
+ * The detectors `OTEL_NODE_RESOURCE_DETECTORS` names (comma-separated, as for NodeSDK: `host`,
+ * `os`, `process`, `serviceinstance`, `env`, `all` or `none`). Unset, fewer than the SDK's
+ * default: the host, the process's id and runtime, and the environment. Left out are the OS
+ * version, the process owner, its executable path and its whole command line, which may carry
+ * secrets. A collector stores the resource with every span (Jaeger's memory store copies it
+ * into every trace), so every attribute costs in each; `all` brings them back.
+ */
 function resourceDetectorsFromEnv(): ResourceDetector[] {
-  const names = getStringListFromEnv("OTEL_NODE_RESOURCE_DETECTORS") ?? ["all"];
+  const names = getStringListFromEnv("OTEL_NODE_RESOURCE_DETECTORS");
+  if (names === undefined) return [hostDetector, processIdDetector, envDetector];
   if (names.includes("all")) return [...detectorsByName.values()];
   if (names.includes("none")) return [];
   return names.flatMap((name) => {

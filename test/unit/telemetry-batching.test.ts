@@ -1,10 +1,5 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
-
-const projectRoot = path.resolve(import.meta.dirname, "../..");
+import { runTelemetryProbe, telemetryModuleUrl } from "../support/telemetry-probe.js";
 
 /**
  * Runs in a child process (the OpenTelemetry SDK is process-global): an OTLP/gRPC endpoint on
@@ -27,7 +22,7 @@ server.on("stream", (stream, headers) => {
   });
 });
 await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const { startTelemetry } = await import(${JSON.stringify(pathToFileURL(path.join(projectRoot, "src/platform/telemetry.ts")).href)});
+const { startTelemetry } = await import(${JSON.stringify(telemetryModuleUrl)});
 const { trace } = await import("@opentelemetry/api");
 const telemetry = startTelemetry({ serviceName: "batching-probe", otlpEndpoint: "http://127.0.0.1:" + server.address().port });
 const tracer = trace.getTracer("probe");
@@ -39,17 +34,8 @@ await telemetry.shutdown();
 process.exit(0);
 `;
 
-async function exportArrivals(env: Record<string, string>): Promise<number[]> {
-  const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", probe], {
-    cwd: projectRoot,
-    env: { ...process.env, OTEL_TRACES_SAMPLER: "always_on", ...env },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const [code] = (await once(child, "exit")) as [number];
-  assert.equal(code, 0);
-  return JSON.parse(output.trim().split("\n").pop()!) as number[];
+function exportArrivals(env: Record<string, string>): Promise<number[]> {
+  return runTelemetryProbe<number[]>(probe, env);
 }
 
 describe("startTelemetry batches spans as the OTEL_BSP_* variables say", function () {
