@@ -9,6 +9,10 @@
  *   - host + interceptors      the echo service (runService): tracing sampled at 100% and exported
  *                              to the running Jaeger, metrics, error mapping, deadline, validation,
  *                              info logs, registered in Consul
+ *   - host + interceptors, spans to a receive-only collector   the same, exporting to Jaeger's
+ *                              binary run here with its OTLP receiver and the `nop` exporter (for
+ *                              reference: every span recorded, encoded, sent and acknowledged, but
+ *                              no trace backend storing it on the same two cores)
  *   - host + interceptors, no spans   the same with the always_off sampler (for reference: what
  *                              everything but the spans costs)
  * Workloads: tiny unary, 10 KB unary (10 KB each way), server streams of 100 messages. Rounds
@@ -23,13 +27,16 @@
  * apart from the network (bench/support/interceptor-costs.ts).
  *
  * Run: make bench-calls   (or: source scripts/lib.sh && node --import tsx bench/calls-server.bench.ts)
- * Needs: ghz (scripts/setup.sh), and for the interceptors case Consul and Jaeger (make infra-up).
+ * Needs: ghz and jaeger (scripts/setup.sh), and for the interceptors case Consul and the running
+ * Jaeger (make infra-up).
  * Env: BENCH_SECONDS (per server per workload per round, default 2), BENCH_ROUNDS (default 7),
  *      BENCH_CONCURRENCY (calls in flight, default 32), BENCH_CONNECTIONS (memory test, default 1000).
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import net from "node:net";
 import http2 from "node:http2";
 import os from "node:os";
 import path from "node:path";
@@ -37,6 +44,7 @@ import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { grpcFrame } from "../test/support/raw-grpc.js";
+import { freePort } from "../test/support/free-port.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -45,7 +53,14 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 1000);
 /** Linux reports process CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
 const clockTicksPerSecond = 100;
 
-type ServerKind = "grpc-js" | "connect-node" | "host via connect-node" | "host" | "host + interceptors" | "host + interceptors, no spans";
+type ServerKind =
+  | "grpc-js"
+  | "connect-node"
+  | "host via connect-node"
+  | "host"
+  | "host + interceptors"
+  | "host + interceptors, spans to a receive-only collector"
+  | "host + interceptors, no spans";
 
 interface Workload {
   name: string;
@@ -56,11 +71,12 @@ interface Workload {
   servers: ServerKind[];
 }
 
-const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", "host + interceptors", "host + interceptors, no spans"];
+const withInterceptors: ServerKind[] = ["host + interceptors", "host + interceptors, spans to a receive-only collector", "host + interceptors, no spans"];
+const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", ...withInterceptors];
 const workloads: Workload[] = [
   { name: "tiny unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "bench" }, messages: 1, servers: allServers },
-  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", "host + interceptors", "host + interceptors, no spans"] },
-  { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", "host + interceptors", "host + interceptors, no spans"] },
+  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", ...withInterceptors] },
+  { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", ...withInterceptors] },
 ];
 
 interface RunningServer {
@@ -89,20 +105,77 @@ async function startBenchServer(kind: string): Promise<RunningServer> {
 }
 
 /**
- * The echo service as users run it: every interceptor on, tracing to the running Jaeger. With the
- * `always_off` sampler (a reference row, not a target) the tracing interceptor still runs but the
- * SDK records no span: what the other interceptors cost, apart from spans.
+ * The echo service as users run it: every interceptor on, tracing sampled at 100% and exported
+ * to `otlpEndpoint` (default: the running Jaeger). With the `always_off` sampler (a reference
+ * row, not a target) the tracing interceptor still runs but the SDK records no span: what the
+ * other interceptors cost, apart from spans. `instanceId` is 10 characters, as long as the other
+ * servers' ("bench-host"), so that all of them send the same bytes (the default, the name plus
+ * a UUID, is 4x longer).
  */
-async function startEchoService(sampler: "always_on" | "always_off"): Promise<RunningServer> {
+async function startEchoService(instanceId: string, sampler: "always_on" | "always_off", otlpEndpoint?: string): Promise<RunningServer> {
   const service: ServiceProcess = await startServiceProcess("src/reference/services/echo/main.ts", {
-    SERVICE_NAME: `echo-calls-bench-${sampler === "always_on" ? "" : "nospans-"}${process.pid}`,
-    // Every answer carries the instance id: as long as the other servers' ("bench-host"), so
-    // that all of them send the same bytes (the default, name plus a UUID, is 4x longer).
-    INSTANCE_ID: sampler === "always_on" ? "bench-echo" : "bench-none",
+    SERVICE_NAME: `echo-calls-bench-${instanceId}-${process.pid}`,
+    INSTANCE_ID: instanceId,
     OTEL_TRACES_SAMPLER: sampler,
+    ...(otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint } : {}),
     LOG_LEVEL: "info",
   });
   return { pid: service.child.pid!, port: service.port, stop: () => killProcess(service) };
+}
+
+/**
+ * A receive-only trace collector: Jaeger's binary (an OpenTelemetry Collector build) with an
+ * OTLP/gRPC receiver on a free loopback port and the `nop` exporter, so that it acknowledges
+ * and decodes every export request and keeps nothing: what the spans cost the served calls
+ * apart from a trace backend's storage on the same cores.
+ */
+async function startReceiveOnlyCollector(): Promise<RunningServer> {
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-bench-collector-"));
+  const config = path.join(dir, "collector.yaml");
+  await writeFile(
+    config,
+    [
+      "service:",
+      "  pipelines:",
+      "    traces: { receivers: [otlp], exporters: [nop] }",
+      "  telemetry: { metrics: { level: none }, logs: { level: warn } }",
+      "receivers:",
+      `  otlp: { protocols: { grpc: { endpoint: "127.0.0.1:${port}" } } }`,
+      "exporters:",
+      "  nop: {}",
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("jaeger", ["--config", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  child.stderr!.on("data", (chunk: Buffer) => (log = (log + chunk.toString()).slice(-4000)));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  for (const deadline = Date.now() + 30_000; !(await portOpen(port)); ) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`the receive-only collector (jaeger --config ${config}) did not listen on 127.0.0.1:${port}:\n${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { pid: child.pid!, port, stop };
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
 }
 
 function cpuSeconds(pid: number): number {
@@ -140,7 +213,7 @@ interface Measured {
   p50Ms: number;
   p99Ms: number;
   failed: number;
-  /** CPU the trace collector (Jaeger, on the same cores) spent per call meanwhile; NaN when not measured. */
+  /** CPU the trace collector (on the same cores) spent per call meanwhile; NaN when not measured. */
   collectorMicrosPerCall: number;
 }
 
@@ -229,7 +302,7 @@ function failuresOf(report: GhzReport): { cutAtEnd: number; elsewhere: string[] 
 }
 
 /** The pid of the Jaeger that `make infra-up` started (.run/jaeger.pid), if it still runs. */
-function collectorPid(): number | undefined {
+function runningJaegerPid(): number | undefined {
   try {
     const pid = Number(readFileSync(path.join(projectRoot, ".run/jaeger.pid"), "utf8").trim());
     cpuSeconds(pid);
@@ -284,23 +357,31 @@ async function memoryUnderConnections(server: RunningServer, count: number): Pro
 
 async function main() {
   const servers = new Map<ServerKind, RunningServer>();
+  const collectors: RunningServer[] = [];
   try {
     servers.set("grpc-js", await startBenchServer("grpc-js"));
     servers.set("connect-node", await startBenchServer("connect-node"));
     servers.set("host via connect-node", await startBenchServer("host-connect-node"));
     servers.set("host", await startBenchServer("host"));
-    servers.set("host + interceptors", await startEchoService("always_on"));
-    servers.set("host + interceptors, no spans", await startEchoService("always_off"));
+    const receiveOnly = await startReceiveOnlyCollector();
+    collectors.push(receiveOnly);
+    servers.set("host + interceptors", await startEchoService("bench-echo", "always_on"));
+    servers.set("host + interceptors, spans to a receive-only collector", await startEchoService("bench-recv", "always_on", `http://127.0.0.1:${receiveOnly.port}`));
+    servers.set("host + interceptors, no spans", await startEchoService("bench-none", "always_off"));
 
     // Warm-up: JIT and connection set-up, not measured.
     for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
 
-    const jaeger = collectorPid();
+    // The CPU each exporting server's collector spends meanwhile.
+    const collectorOf = new Map<ServerKind, number | undefined>([
+      ["host + interceptors", runningJaegerPid()],
+      ["host + interceptors, spans to a receive-only collector", collectors[0]!.pid],
+    ]);
     const results = new Map<string, Measured[]>();
     for (let round = 1; round <= rounds; round++) {
       for (const workload of workloads) {
         for (const kind of workload.servers) {
-          const measured = await measure(servers.get(kind)!, workload, kind === "host + interceptors" ? jaeger : undefined);
+          const measured = await measure(servers.get(kind)!, workload, collectorOf.get(kind));
           const key = `${workload.name}|${kind}`;
           results.set(key, [...(results.get(key) ?? []), measured]);
           console.error(`round ${round} ${workload.name} ${kind}: ${measured.callsPerSecond.toFixed(0)} calls/s, ${measured.cpuMicrosPerCall.toFixed(0)} us CPU/call, failed ${measured.failed}`);
@@ -313,6 +394,8 @@ async function main() {
       const ratios = results.get(`${workload.name}|${kind}`)!.map((run, i) => run.callsPerSecond / bases[i]!.callsPerSecond);
       return { median: median(ratios), rounds: ratios.map((ratio) => ratio.toFixed(2)).join(", ") };
     };
+    const collectorSpent = (measured: Measured, collector: string) =>
+      Number.isNaN(measured.collectorMicrosPerCall) ? "" : `; ${collector} spent ${measured.collectorMicrosPerCall.toFixed(0)} us CPU per call`;
     const summary = (workload: Workload, kind: ServerKind) => {
       const runs = results.get(`${workload.name}|${kind}`)!;
       return {
@@ -350,7 +433,13 @@ async function main() {
       );
       verdicts.push(
         `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.median.toFixed(3)} (target >= 0.85: ${interceptorRatio.median >= 0.85 ? "met" : "NOT met"}; rounds ${interceptorRatio.rounds}; ratio of median rounds ${ofMedians(intercepted, host)}); server CPU per call ${interceptorCpu.toFixed(2)}x` +
-          (Number.isNaN(intercepted.collectorMicrosPerCall) ? "" : `; the trace collector (Jaeger, same cores) spent ${intercepted.collectorMicrosPerCall.toFixed(0)} us CPU per call`),
+          collectorSpent(intercepted, "the trace collector (Jaeger, same cores)"),
+      );
+      const received = summary(workload, "host + interceptors, spans to a receive-only collector");
+      const receivedRatio = pairedRatio(workload, "host + interceptors, spans to a receive-only collector", "host");
+      const noSpansRatio = pairedRatio(workload, "host + interceptors, no spans", "host");
+      verdicts.push(
+        `  (for reference: spans to a receive-only collector ${receivedRatio.median.toFixed(3)}, rounds ${receivedRatio.rounds}${collectorSpent(received, "it")}; no spans ${noSpansRatio.median.toFixed(3)}, rounds ${noSpansRatio.rounds})`,
       );
     }
     console.log(`\n${verdicts.join("\n")}`);
@@ -381,7 +470,7 @@ async function main() {
     console.log("|---|---|");
     for (const [name, micros] of Object.entries(costs)) if (name !== "none") console.log(`| ${name} | ${(micros - harness).toFixed(1)} |`);
   } finally {
-    await Promise.all([...servers.values()].map((server) => server.stop()));
+    await Promise.all([...servers.values(), ...collectors].map((server) => server.stop()));
   }
   process.exit(0);
 }
