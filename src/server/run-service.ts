@@ -72,8 +72,9 @@ const healthCheckIntervalMs = 2000;
  * connection may take to send its HTTP/2 preface or first HTTP/1.1 request head, TLS included),
  * `MAX_IN_FLIGHT_CALLS` (default 0: no limit; above it calls are refused with RESOURCE_EXHAUSTED
  * and `grpc-retry-pushback-ms: SHED_PUSHBACK_MS`, default 0, -1 for "do not retry"),
- * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317; span batching from `OTEL_BSP_*`, resource detectors from `OTEL_NODE_RESOURCE_DETECTORS`,
- * see platform/telemetry.ts), `LOG_LEVEL` (default info).
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317; span batching from `OTEL_BSP_*`,
+ * resource detectors from `OTEL_NODE_RESOURCE_DETECTORS`, see platform/telemetry.ts),
+ * `LOG_LEVEL` (default info).
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
  * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates, and

@@ -9,7 +9,7 @@ import { runTelemetryProbe, telemetryModuleUrl } from "../support/telemetry-prob
 const probe = `
 const { startTelemetry } = await import(${JSON.stringify(telemetryModuleUrl)});
 const { trace } = await import("@opentelemetry/api");
-const telemetry = startTelemetry({ serviceName: "orders", serviceVersion: "1.2.3", instanceId: "orders-7", otlpEndpoint: "http://127.0.0.1:9" });
+startTelemetry({ serviceName: "orders", serviceVersion: "1.2.3", instanceId: "orders-7", otlpEndpoint: "http://127.0.0.1:9" });
 const span = trace.getTracer("probe").startSpan("probe");
 await span.resource.waitForAsyncAttributes?.();
 console.log(JSON.stringify(span.resource.attributes));
