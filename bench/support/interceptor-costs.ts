@@ -5,16 +5,15 @@
  * turns for BENCH_COST_ROUNDS rounds (default 7) of BENCH_COST_CALLS calls each (default 20,000),
  * the median round per set, CPU of the whole process per call. Span export to the running Jaeger
  * is included: the OpenTelemetry SDK is started first by the echo service's startTelemetry,
- * sampling every span, and each round flushes its spans as it goes, so every span a set
- * made is encoded and sent inside its own round. The queue is made large enough
- * (OTEL_BSP_MAX_QUEUE_SIZE) that none is dropped (the SDK's default of 2,048 would drop most of a closed loop's spans, billing less).
- * A round is run in slices of 5,000 calls, each ending with a flush.
+ * sampling every span, and a round runs in slices of 5,000 calls, each ending with a flush, so
+ * every span a set made is encoded and sent inside its own round. The queue
+ * (OTEL_BSP_MAX_QUEUE_SIZE) holds two slices, so none is dropped: the SDK's default of 2,048
+ * would drop most of a closed loop's spans and bill less.
  *
- * Why a closed loop: this table used to pace the calls at 2,000/s in bursts every 50 ms, and the
- * bursts ran on cold caches after each pause: it billed protovalidate 11 us per call, where a hot
- * loop measures 0.25 us, and tracing 46-74 us, against about 19 us in the server under ghz's load
- * (docs/benchmarks.md, fourth session).
- * A loaded server runs hot, as this loop does.
+ * Why a closed loop: a loaded server runs hot, as this loop does. This table used to pace the
+ * calls at 2,000/s in bursts every 50 ms, and the bursts ran on cold caches after each pause: it
+ * billed protovalidate 11 us per call, where a hot loop measures 0.25 us, and tracing 46-74 us,
+ * against about 19 us in the server under ghz's load (docs/benchmarks.md, fourth session).
  *
  * Run by bench/calls-server.bench.ts in a process of its own (the SDK is process-global); prints
  * one JSON line: { "<set>": microseconds per call, ... }.
