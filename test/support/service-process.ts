@@ -20,15 +20,18 @@ export interface ServiceProcess {
 
 /**
  * startServiceProcess runs `entry` (a path under src/) with Node and tsx, and resolves once the
- * service logs that it serves and is registered in Consul.
+ * service logs that it serves and is registered in Consul. With `compiledRoot` it runs the
+ * JavaScript that tsc compiled from `entry` into that folder instead (a benchmark measures what
+ * users run; see tsconfig.bench.json).
  */
 export async function startServiceProcess(
   entry: string,
   env: Record<string, string> = {},
-  { readyTimeoutMs = 30_000 } = {},
+  { readyTimeoutMs = 30_000, compiledRoot }: { readyTimeoutMs?: number; compiledRoot?: string } = {},
 ): Promise<ServiceProcess> {
   const instanceId = env.INSTANCE_ID ?? `test-${randomUUID()}`;
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(projectRoot, entry)], {
+  const program = compiledRoot ? [path.join(compiledRoot, entry.replace(/\.ts$/, ".js"))] : ["--import", "tsx", path.join(projectRoot, entry)];
+  const child = spawn(process.execPath, program, {
     cwd: projectRoot,
     env: { ...process.env, LOG_LEVEL: "info", ...env, INSTANCE_ID: instanceId },
     stdio: ["ignore", "pipe", "pipe"],
