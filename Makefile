@@ -91,7 +91,7 @@ bench-resilience: setup infra-up
 ## bench-calls: server host and mesh client against bare @grpc/grpc-js, ghz as the load (ratios in one run)
 bench-calls: setup infra-up
 	@$(ENV) node --import tsx bench/calls-server.bench.ts
-	@$(ENV) if [[ -f bench/calls-client.bench.ts ]]; then node --import tsx bench/calls-client.bench.ts; fi
+	@$(ENV) node .bench-build/bench/calls-client.bench.js
 
 ## bench-discovery: time from a change in Consul to the mesh client's picks
 bench-discovery: setup infra-up

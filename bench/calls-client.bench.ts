@@ -14,7 +14,8 @@
  *      The grpc-js clients set a deadline on every call, as the mesh client does by default;
  *      grpc-js without one is shown for reference.
  *
- * Run: node --import tsx bench/calls-client.bench.ts   (part of `make bench-calls`)
+ * Run: make bench-calls, which runs this compiled by tsc (.bench-build/, tsconfig.bench.json), as
+ * users run the package; or: node --import tsx bench/calls-client.bench.ts
  * Env: BENCH_SECONDS (per client per round, default 2), BENCH_ROUNDS (default 5),
  *      BENCH_CONCURRENCY (calls in flight, default 32), BENCH_SLICE_MS (default 250).
  */
@@ -47,9 +48,12 @@ interface Measured {
   errors: number;
 }
 
+/** Compiled by tsc (this file is .js), the server is too; otherwise both run through tsx. */
+const echoServerProgram = import.meta.url.endsWith(".js") ? [path.join(root, "bench/grpc-js-echo-server.js")] : ["--import", "tsx", path.join(root, "bench/grpc-js-echo-server.ts")];
+
 /** Starts one bare grpc-js echo server process; resolves with its port once it listens. */
 async function startEchoServer(): Promise<{ port: number; process: ChildProcess }> {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "bench/grpc-js-echo-server.ts")], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, echoServerProgram, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout! });
   const port = await new Promise<number>((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`echo server exited with ${code}`)));

@@ -91,9 +91,9 @@ interface RunningServer {
 const compiledRoot = path.join(projectRoot, ".bench-build");
 
 /**
- * Compiles the servers (and the in-process interceptor table) into `compiledRoot`, afresh. The
- * compiled echo-server.js looks for proto/ two folders up, as its source does: a link there to
- * the project's own.
+ * Compiles the servers, the in-process interceptor table and the client bench (which
+ * `make bench-calls` runs next) into `compiledRoot`, afresh. The compiled programs look for
+ * proto/ in that folder, as their sources do in the project's: a link there to the project's own.
  */
 async function compileServers(): Promise<void> {
   await rm(compiledRoot, { recursive: true, force: true });
