@@ -71,7 +71,7 @@ package-check: setup infra-up
 	@$(ENV) scripts/check-package.sh
 
 clean:
-	rm -rf .run node_modules dist
+	rm -rf .run node_modules dist .bench-build
 
 ## migrate: apply the PostgreSQL schema (services also do it at start-up)
 migrate: setup
