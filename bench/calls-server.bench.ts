@@ -15,6 +15,9 @@
  *                              no trace backend storing it on the same two cores)
  *   - host + interceptors, no spans   the same with the always_off sampler (for reference: what
  *                              everything but the spans costs)
+ *   - host + interceptors, no SDK   the same with the OpenTelemetry SDK disabled
+ *                              (OTEL_SDK_DISABLED=true: tracing through the API's no-ops; for
+ *                              reference: what the chain costs apart from tracing)
  * Every server runs compiled by tsc (tsconfig.bench.json, into .bench-build/), as users run the
  * package, not through tsx, whose keepNames costs the host about 10 us per tiny call.
  * Workloads: tiny unary, 10 KB unary (10 KB each way), server streams of 100 messages. Rounds
@@ -62,7 +65,8 @@ type ServerKind =
   | "host"
   | "host + interceptors"
   | "host + interceptors, spans to a receive-only collector"
-  | "host + interceptors, no spans";
+  | "host + interceptors, no spans"
+  | "host + interceptors, no SDK";
 
 interface Workload {
   name: string;
@@ -73,7 +77,12 @@ interface Workload {
   servers: ServerKind[];
 }
 
-const withInterceptors: ServerKind[] = ["host + interceptors", "host + interceptors, spans to a receive-only collector", "host + interceptors, no spans"];
+const withInterceptors: ServerKind[] = [
+  "host + interceptors",
+  "host + interceptors, spans to a receive-only collector",
+  "host + interceptors, no spans",
+  "host + interceptors, no SDK",
+];
 const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", ...withInterceptors];
 const workloads: Workload[] = [
   { name: "tiny unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "bench" }, messages: 1, servers: allServers },
@@ -124,15 +133,21 @@ async function startBenchServer(kind: string): Promise<RunningServer> {
  * The echo service as users run it: every interceptor on, tracing sampled at 100% and exported
  * to `otlpEndpoint` (default: the running Jaeger). With the `always_off` sampler (a reference
  * row, not a target) the tracing interceptor still runs but the SDK records no span: what the
- * other interceptors cost, apart from spans. `instanceId` is 10 characters, as long as the other
- * servers' ("bench-host"), so that all of them send the same bytes (the default, the name plus
- * a UUID, is 4x longer).
+ * other interceptors cost, apart from spans. With `sdk: false` (OTEL_SDK_DISABLED) no SDK starts:
+ * tracing goes through the API's no-ops, what the chain costs apart from tracing. `instanceId`
+ * is 10 characters, as long as the other servers' ("bench-host"), so that all of them send the
+ * same bytes (the default, the name plus a UUID, is 4x longer).
  */
-async function startEchoService(instanceId: string, sampler: "always_on" | "always_off", otlpEndpoint?: string): Promise<RunningServer> {
+async function startEchoService(
+  instanceId: string,
+  sampler: "always_on" | "always_off",
+  { otlpEndpoint, sdk = true }: { otlpEndpoint?: string; sdk?: boolean } = {},
+): Promise<RunningServer> {
   const service: ServiceProcess = await startServiceProcess("src/reference/services/echo/main.ts", {
     SERVICE_NAME: `echo-calls-bench-${instanceId}-${process.pid}`,
     INSTANCE_ID: instanceId,
     OTEL_TRACES_SAMPLER: sampler,
+    ...(sdk ? {} : { OTEL_SDK_DISABLED: "true" }),
     ...(otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint } : {}),
     LOG_LEVEL: "info",
   }, { compiledRoot });
@@ -383,8 +398,9 @@ async function main() {
     const receiveOnly = await startReceiveOnlyCollector();
     collectors.push(receiveOnly);
     servers.set("host + interceptors", await startEchoService("bench-echo", "always_on"));
-    servers.set("host + interceptors, spans to a receive-only collector", await startEchoService("bench-recv", "always_on", `http://127.0.0.1:${receiveOnly.port}`));
+    servers.set("host + interceptors, spans to a receive-only collector", await startEchoService("bench-recv", "always_on", { otlpEndpoint: `http://127.0.0.1:${receiveOnly.port}` }));
     servers.set("host + interceptors, no spans", await startEchoService("bench-none", "always_off"));
+    servers.set("host + interceptors, no SDK", await startEchoService("bench-nsdk", "always_off", { sdk: false }));
 
     // Warm-up: JIT and connection set-up, not measured.
     for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
@@ -455,8 +471,9 @@ async function main() {
       const received = summary(workload, "host + interceptors, spans to a receive-only collector");
       const receivedRatio = pairedRatio(workload, "host + interceptors, spans to a receive-only collector", "host");
       const noSpansRatio = pairedRatio(workload, "host + interceptors, no spans", "host");
+      const noSdkRatio = pairedRatio(workload, "host + interceptors, no SDK", "host");
       verdicts.push(
-        `  (for reference: spans to a receive-only collector ${receivedRatio.median.toFixed(3)}, rounds ${receivedRatio.rounds}${collectorSpent(received, "it")}; no spans ${noSpansRatio.median.toFixed(3)}, rounds ${noSpansRatio.rounds})`,
+        `  (for reference: spans to a receive-only collector ${receivedRatio.median.toFixed(3)}, rounds ${receivedRatio.rounds}${collectorSpent(received, "it")}; no spans ${noSpansRatio.median.toFixed(3)}, rounds ${noSpansRatio.rounds}; no SDK ${noSdkRatio.median.toFixed(3)}, rounds ${noSdkRatio.rounds})`,
       );
     }
     console.log(`\n${verdicts.join("\n")}`);
