@@ -22,7 +22,7 @@ import * as protoLoader from "@grpc/proto-loader";
 import { Registry } from "prom-client";
 import { EchoService } from "../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport } from "../src/client/index.js";
-import { endCallSpan, injectTraceContext, startCallSpan } from "../src/client/client-tracing.js";
+import { endCallSpan, injectTraceContext, startCallSpan } from "../src/client/telemetry/tracing.js";
 import { startTelemetry } from "../src/platform/telemetry.js";
 import { consul, eventually } from "../test/support/infra.js";
 import { percentile, runLoad } from "../test/support/load.js";

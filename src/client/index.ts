@@ -10,19 +10,19 @@
  * ```
  */
 export { createMeshTransport, type MeshTransport, type MeshTransportOptions, type MeshEvent, type MethodOptions, type RetryOptions } from "./mesh-transport.js";
-export { defaultClassifier, outcomeClassifierKey, type AttemptResult, type Outcome, type OutcomeClassifier } from "./outcome-classifier.js";
-export type { HedgingOptions } from "./hedging.js";
-export type { SlowStartOptions } from "./endpoint-set.js";
-export { pushbackHeader, type Pushback } from "./pushback.js";
-export { registerBalancer, createBalancer, balancerNames, firstNotExcluded, weightOf, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancer.js";
-export { roundRobinBalancer } from "./balancer-round-robin.js";
-export { randomBalancer } from "./balancer-random.js";
-export { leastOutstandingBalancer } from "./balancer-least-outstanding.js";
-export { peakEwmaBalancer } from "./balancer-peak-ewma.js";
-export { consulResolver, type ConsulResolverOptions } from "./resolver-consul.js";
-export type { Resolver } from "./resolver.js";
-export { staticResolver } from "./resolver-static.js";
-export type { Instance } from "./instance.js";
-export type { BreakerOptions } from "./breaker.js";
-export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "./retry-budget.js";
-export { backoffDelay, type BackoffOptions } from "./backoff.js";
+export { defaultClassifier, outcomeClassifierKey, type AttemptResult, type Outcome, type OutcomeClassifier } from "./call/outcome-classifier.js";
+export type { HedgingOptions } from "./retry/hedging.js";
+export type { SlowStartOptions } from "./endpoints/endpoint-set.js";
+export { pushbackHeader, type Pushback } from "./retry/pushback.js";
+export { registerBalancer, createBalancer, balancerNames, firstNotExcluded, weightOf, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancing/balancer.js";
+export { roundRobinBalancer } from "./balancing/round-robin.js";
+export { randomBalancer } from "./balancing/random.js";
+export { leastOutstandingBalancer } from "./balancing/least-outstanding.js";
+export { peakEwmaBalancer } from "./balancing/peak-ewma.js";
+export { consulResolver, type ConsulResolverOptions } from "./discovery/consul.js";
+export type { Resolver } from "./discovery/resolver.js";
+export { staticResolver } from "./discovery/static.js";
+export type { Instance } from "./discovery/instance.js";
+export type { BreakerOptions } from "./health/breaker.js";
+export { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "./retry/budget.js";
+export { backoffDelay, type BackoffOptions } from "./retry/backoff.js";

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
-import { consulResolver, type ConsulResolverOptions } from "../client/resolver-consul.js";
-import type { Instance } from "../client/instance.js";
-import type { Resolver as InstanceResolver } from "../client/resolver.js";
+import { consulResolver, type ConsulResolverOptions } from "../client/discovery/consul.js";
+import type { Instance } from "../client/discovery/instance.js";
+import type { Resolver as InstanceResolver } from "../client/discovery/resolver.js";
 import type { ConsulClient } from "../platform/consul.js";
 import type { HostPort } from "../platform/config.js";
 import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
@@ -19,7 +19,7 @@ export interface ConsulResolverSource {
 /**
  * consulResolverClass returns the grpc-js resolver class for the `consul` scheme. Each channel's
  * resolver is one more handle on the mesh client's shared blocking-query watch
- * (src/client/resolver-consul.ts), so a grpc-js channel and a mesh transport asking for the same
+ * (src/client/discovery/consul.ts), so a grpc-js channel and a mesh transport asking for the same
  * service of the same agent share one watch, and follow the same rules:
  * - while Consul is unreachable the last known instances keep serving (the watch keeps them and
  *   reports nothing new, so the channel keeps its endpoints);

@@ -1,8 +1,8 @@
 import * as grpc from "@grpc/grpc-js";
 import type { DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
-import { backoffDelay, type BackoffOptions } from "../client/backoff.js";
-import { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "../client/retry-budget.js";
+import { backoffDelay, type BackoffOptions } from "../client/retry/backoff.js";
+import { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "../client/retry/budget.js";
 
 /** IdempotentRetryOptions configure `idempotentRetryInterceptor`. */
 export interface IdempotentRetryOptions {

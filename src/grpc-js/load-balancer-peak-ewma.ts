@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
-import { peakEwmaBalancer } from "../client/balancer-peak-ewma.js";
-import type { Endpoint as MeshEndpoint } from "../client/balancer.js";
-import { MutableEndpointLoad } from "../client/endpoint-load.js";
+import { peakEwmaBalancer } from "../client/balancing/peak-ewma.js";
+import type { Endpoint as MeshEndpoint } from "../client/balancing/balancer.js";
+import { MutableEndpointLoad } from "../client/balancing/endpoint-load.js";
 import { assertSupportedGrpcJs } from "./grpc-js-version.js";
 
 type LoadBalancer = grpc.experimental.LoadBalancer;
@@ -35,7 +35,7 @@ interface ReadyEndpoint extends MeshEndpoint {
 
 /**
  * The mesh client's peak-EWMA picker over the READY endpoints: two random endpoints, the one
- * with the lower latency x (outstanding + 1) wins (src/client/balancer-peak-ewma.ts). Each pick
+ * with the lower latency x (outstanding + 1) wins (src/client/balancing/peak-ewma.ts). Each pick
  * counts the call in flight on its endpoint and folds its latency in when it ends. Immutable: a
  * new one replaces it whenever an endpoint connects or disconnects (grpc-js's picker contract).
  */

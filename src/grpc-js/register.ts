@@ -1,5 +1,5 @@
 import * as grpc from "@grpc/grpc-js";
-import type { ConsulResolverOptions } from "../client/resolver-consul.js";
+import type { ConsulResolverOptions } from "../client/discovery/consul.js";
 import { readEnv, type HostPort } from "../platform/config.js";
 import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
 import { consulResolverClass } from "./consul-resolver.js";

@@ -37,7 +37,7 @@ interface RetryPolicyJson {
   retryableStatusCodes: string[];
 }
 
-/** The codes the mesh client retries once a request may have been processed (src/client/retry-policy.ts). */
+/** The codes the mesh client retries once a request may have been processed (src/client/retry/policy.ts). */
 export const retryableStatusCodes = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"] as const;
 
 /**

@@ -9,9 +9,9 @@ import { Code, ConnectError, createClient, type ConnectRouter, type Interceptor 
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Registry } from "prom-client";
 import { EchoService, EchoStreamRequestSchema, EchoStreamResponseSchema, type EchoStreamRequest, type EchoStreamResponse } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import { createGrpcJsTransport, type GrpcJsTransport } from "../../src/client/grpc-js-transport.js";
+import { createGrpcJsTransport, type GrpcJsTransport } from "../../src/client/wire/grpc-js-wire.js";
 import { createMeshTransport, staticResolver } from "../../src/client/index.js";
-import { neverSent } from "../../src/client/retry-policy.js";
+import { neverSent } from "../../src/client/retry/policy.js";
 import { createTestPki } from "../support/certificates.js";
 import { freePort } from "../support/free-port.js";
 

@@ -5,7 +5,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import { createGrpcJsTransport, type GrpcJsTransport } from "../../src/client/grpc-js-transport.js";
+import { createGrpcJsTransport, type GrpcJsTransport } from "../../src/client/wire/grpc-js-wire.js";
 import { createMeshTransport, staticResolver } from "../../src/client/index.js";
 import { grpcFrame } from "../support/raw-grpc.js";
 

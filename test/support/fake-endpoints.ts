@@ -1,5 +1,5 @@
-import type { Endpoint } from "../../src/client/balancer.js";
-import type { Instance } from "../../src/client/instance.js";
+import type { Endpoint } from "../../src/client/balancing/balancer.js";
+import type { Instance } from "../../src/client/discovery/instance.js";
 
 /** An endpoint with a load the test sets by hand: balancers read nothing else. */
 export interface FakeEndpoint extends Endpoint {

@@ -1,5 +1,5 @@
-import type { Instance } from "../../src/client/instance.js";
-import type { Resolver } from "../../src/client/resolver.js";
+import type { Instance } from "../../src/client/discovery/instance.js";
+import type { Resolver } from "../../src/client/discovery/resolver.js";
 
 /** A Resolver whose instance set the test changes by hand (the real servers stay real). */
 export interface MutableResolver extends Resolver {

@@ -63,7 +63,7 @@ function managementToken(hcl: string | undefined): string | undefined {
  * agent keeps nothing across a restart and starts its raft log again from the first entry. A
  * test that restarts it empty raises the index before its instances register, so that their
  * service's index (what the health API reports) is high and the restarted agent's surely below
- * it: the reset the mesh's watch detects (src/client/resolver-consul.ts). Registered early in a
+ * it: the reset the mesh's watch detects (src/client/discovery/consul.ts). Registered early in a
  * young agent's life, a service's index can be lower than what the restarted agent reaches
  * before the instances register again, and the reset go unseen (a flake seen once in CI).
  */

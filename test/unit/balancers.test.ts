@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { createBalancer, balancerNames, registerBalancer } from "../../src/client/balancer.js";
-import { roundRobinBalancer } from "../../src/client/balancer-round-robin.js";
-import { randomBalancer } from "../../src/client/balancer-random.js";
-import { leastOutstandingBalancer } from "../../src/client/balancer-least-outstanding.js";
-import { peakEwmaBalancer } from "../../src/client/balancer-peak-ewma.js";
+import { createBalancer, balancerNames, registerBalancer } from "../../src/client/balancing/balancer.js";
+import { roundRobinBalancer } from "../../src/client/balancing/round-robin.js";
+import { randomBalancer } from "../../src/client/balancing/random.js";
+import { leastOutstandingBalancer } from "../../src/client/balancing/least-outstanding.js";
+import { peakEwmaBalancer } from "../../src/client/balancing/peak-ewma.js";
 import "../../src/client/mesh-transport.js"; // registers the built-ins
 import { countPicks, fakeEndpoint } from "../support/fake-endpoints.js";
 

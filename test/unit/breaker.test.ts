@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { createBreaker } from "../../src/client/breaker.js";
+import { createBreaker } from "../../src/client/health/breaker.js";
 
 const fail = (code: Code) => () => Promise.reject(new ConnectError("x", code));
 const succeed = () => Promise.resolve("ok");

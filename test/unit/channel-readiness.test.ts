@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { connectivityState, type Client } from "@grpc/grpc-js";
-import { ChannelReadiness } from "../../src/client/channel-readiness.js";
+import { ChannelReadiness } from "../../src/client/health/channel-readiness.js";
 
 type Channel = ReturnType<Client["getChannel"]>;
 

@@ -3,12 +3,12 @@ import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import { EndpointHealth, type BreakerState } from "../../src/client/endpoint-health.js";
-import { createBalancer } from "../../src/client/balancer.js";
-import "../../src/client/balancer-round-robin.js";
-import { acquireBucketRotation } from "../../src/client/breaker.js";
-import { EndpointSet, maxEjected } from "../../src/client/endpoint-set.js";
-import { classify, defaultClassifier, type AttemptResult } from "../../src/client/outcome-classifier.js";
+import { EndpointHealth, type BreakerState } from "../../src/client/health/endpoint-health.js";
+import { createBalancer } from "../../src/client/balancing/balancer.js";
+import "../../src/client/balancing/round-robin.js";
+import { acquireBucketRotation } from "../../src/client/health/breaker.js";
+import { EndpointSet, maxEjected } from "../../src/client/endpoints/endpoint-set.js";
+import { classify, defaultClassifier, type AttemptResult } from "../../src/client/call/outcome-classifier.js";
 
 const echo = EchoService.method.echo;
 const attempt = (error: ConnectError | undefined, extra: Partial<AttemptResult> = {}): AttemptResult => ({ method: echo, error, cancelled: false, deadlineWasCallers: false, ...extra });

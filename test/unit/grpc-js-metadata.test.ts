@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { Metadata } from "@grpc/grpc-js";
-import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "../../src/client/grpc-js-metadata.js";
+import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "../../src/client/wire/metadata.js";
 
 describe("grpc-js metadata <-> Connect headers", () => {
   it("sends text headers as they are and -bin headers as bytes, several values of one key split", () => {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Metadata, type StatusObject } from "@grpc/grpc-js";
-import { statusToConnectError } from "../../src/client/grpc-js-status.js";
-import { streamResetCode } from "../../src/client/stream-reset.js";
+import { statusToConnectError } from "../../src/client/wire/status.js";
+import { streamResetCode } from "../../src/client/wire/stream-reset.js";
 
 describe("grpc-js status to ConnectError", () => {
   it("keeps the code and message of a status", () => {

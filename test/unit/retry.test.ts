@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { backoffDelay } from "../../src/client/backoff.js";
-import { createRetryBudget } from "../../src/client/retry-budget.js";
-import { StreamResetError } from "../../src/client/stream-reset.js";
-import { attemptError, isRetryable, neverSent } from "../../src/client/retry-policy.js";
-import { nextIndex } from "../../src/client/resolver-consul.js";
-import { createWeightedIndex } from "../../src/client/weighted-index.js";
+import { backoffDelay } from "../../src/client/retry/backoff.js";
+import { createRetryBudget } from "../../src/client/retry/budget.js";
+import { StreamResetError } from "../../src/client/wire/stream-reset.js";
+import { attemptError, isRetryable, neverSent } from "../../src/client/retry/policy.js";
+import { nextIndex } from "../../src/client/discovery/consul.js";
+import { createWeightedIndex } from "../../src/client/balancing/weighted-index.js";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelay } from "../../../client/backoff.js";
+import { backoffDelay } from "../../../client/retry/backoff.js";
 
 /** A user as the third-party source sends it. */
 export interface SourceUser {

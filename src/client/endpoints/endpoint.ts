@@ -1,14 +1,14 @@
 import type { EventEmitter } from "node:events";
 import type http2 from "node:http2";
 import type { Interceptor } from "@connectrpc/connect";
-import type { Endpoint } from "./balancer.js";
-import type { BreakerOptions } from "./breaker.js";
-import { EndpointHealth, type BreakerState } from "./endpoint-health.js";
-import { MutableEndpointLoad } from "./endpoint-load.js";
-import { createGrpcJsTransport, type GrpcJsTransport } from "./grpc-js-transport.js";
-import type { Instance } from "./instance.js";
+import type { Endpoint } from "../balancing/balancer.js";
+import type { BreakerOptions } from "../health/breaker.js";
+import { EndpointHealth, type BreakerState } from "../health/endpoint-health.js";
+import { MutableEndpointLoad } from "../balancing/endpoint-load.js";
+import { createGrpcJsTransport, type GrpcJsTransport } from "../wire/grpc-js-wire.js";
+import type { Instance } from "../discovery/instance.js";
 
-export type { BreakerState } from "./endpoint-health.js";
+export type { BreakerState } from "../health/endpoint-health.js";
 
 /** Options shared by every endpoint of one mesh transport. */
 export interface EndpointOptions {

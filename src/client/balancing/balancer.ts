@@ -1,4 +1,4 @@
-import type { Instance } from "./instance.js";
+import type { Instance } from "../discovery/instance.js";
 
 /**
  * EndpointLoad is what load-aware balancers read about an endpoint. The mesh transport updates

@@ -13,10 +13,10 @@ import {
   type UnaryResponse,
 } from "@connectrpc/connect";
 import { Channel, Client, credentials, Metadata, status as grpcStatus, type experimental, type CallOptions, type ChannelOptions, type ClientDuplexStream, type StatusObject } from "@grpc/grpc-js";
-import { ChannelReadiness, type ReadinessMark } from "./channel-readiness.js";
-import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "./grpc-js-metadata.js";
-import { statusToConnectError } from "./grpc-js-status.js";
-import { LiveTlsCredentials } from "./grpc-js-tls.js";
+import { ChannelReadiness, type ReadinessMark } from "../health/channel-readiness.js";
+import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "./metadata.js";
+import { statusToConnectError } from "./status.js";
+import { LiveTlsCredentials } from "./live-tls.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 type AnyFn = Parameters<Interceptor>[0];

@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ConnectError } from "@connectrpc/connect";
-import { pushbackOf } from "./pushback.js";
+import { pushbackOf } from "../retry/pushback.js";
 
 /**
  * Outcome is the one verdict on an attempt that the breaker, the retry policy and the load

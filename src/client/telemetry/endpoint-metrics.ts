@@ -1,8 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { Code } from "@connectrpc/connect";
-import { codeName, type Observer } from "../common/code-observers.js";
-import { breakerStateValue, type ClientMetrics } from "./client-metrics.js";
-import type { BreakerState } from "./endpoint-health.js";
+import { codeName, type Observer } from "../../common/code-observers.js";
+import { breakerStateValue, type ClientMetrics } from "./metrics.js";
+import type { BreakerState } from "../health/endpoint-health.js";
 
 /** The series of one service's instance in one registry, and how many endpoints write them. */
 interface SharedSeries {

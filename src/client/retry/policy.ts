@@ -1,8 +1,8 @@
 import { MethodOptions_IdempotencyLevel as Idempotency } from "@bufbuild/protobuf/wkt";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { neverSentCode } from "./never-sent.js";
-import { streamResetCode } from "./stream-reset.js";
+import { neverSentCode } from "../wire/never-sent.js";
+import { streamResetCode } from "../wire/stream-reset.js";
 
 /** Node's codes for a connection that was never made: the request cannot have left. */
 const notConnectedCauses = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { status as grpcStatus, type StatusObject } from "@grpc/grpc-js";
-import { metadataToHeaders } from "./grpc-js-metadata.js";
+import { metadataToHeaders } from "./metadata.js";
 import { NeverSentError } from "./never-sent.js";
 import { StreamResetError } from "./stream-reset.js";
 

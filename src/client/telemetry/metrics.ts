@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Histogram, register as defaultRegistry, type Registry } from "prom-client";
-import { BoundHistogram } from "../common/bound-histogram.js";
+import { BoundHistogram } from "../../common/bound-histogram.js";
 
 /** Latency buckets in seconds: 0.5 ms to 10 s, dense where healthy RPCs land. */
 const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

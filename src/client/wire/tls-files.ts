@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type http2 from "node:http2";
-import { watchTlsFiles } from "../platform/tls-files.js";
+import { watchTlsFiles } from "../../platform/tls-files.js";
 
 /** ClientTlsFiles: trust `caFile`; with `certFile` and `keyFile`, present a client certificate (mutual TLS). */
 export interface ClientTlsFiles {

@@ -1,15 +1,15 @@
 import type { DescMethodStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Context, Span } from "@opentelemetry/api";
-import { backoffDelay, type BackoffOptions } from "./backoff.js";
+import { backoffDelay, type BackoffOptions } from "../retry/backoff.js";
 import { MeshAttempt } from "./attempt.js";
-import type { MeshEndpoint } from "./endpoint.js";
-import type { EndpointSet } from "./endpoint-set.js";
-import type { HedgeDelay } from "./hedging.js";
+import type { MeshEndpoint } from "../endpoints/endpoint.js";
+import type { EndpointSet } from "../endpoints/endpoint-set.js";
+import type { HedgeDelay } from "../retry/hedging.js";
 import type { Outcome, OutcomeClassifier } from "./outcome-classifier.js";
-import { pushbackOf } from "./pushback.js";
-import type { RetryBudget } from "./retry-budget.js";
-import { isRetryable } from "./retry-policy.js";
+import { pushbackOf } from "../retry/pushback.js";
+import type { RetryBudget } from "../retry/budget.js";
+import { isRetryable } from "../retry/policy.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 

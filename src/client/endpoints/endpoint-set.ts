@@ -1,11 +1,11 @@
 import type { ConnectError } from "@connectrpc/connect";
-import { emptyPicker, type Balancer, type Picker } from "./balancer.js";
-import type { ClientMetrics } from "./client-metrics.js";
+import { emptyPicker, type Balancer, type Picker } from "../balancing/balancer.js";
+import type { ClientMetrics } from "../telemetry/metrics.js";
 import { MeshEndpoint, type EndpointOptions } from "./endpoint.js";
-import type { Admission, BreakerState } from "./endpoint-health.js";
-import { EndpointSeries } from "./endpoint-metrics.js";
-import type { Instance } from "./instance.js";
-import type { Outcome } from "./outcome-classifier.js";
+import type { Admission, BreakerState } from "../health/endpoint-health.js";
+import { EndpointSeries } from "../telemetry/endpoint-metrics.js";
+import type { Instance } from "../discovery/instance.js";
+import type { Outcome } from "../call/outcome-classifier.js";
 
 /** SlowStartOptions ramp a newly joined instance's share of traffic up (Envoy's slow start). */
 export interface SlowStartOptions {

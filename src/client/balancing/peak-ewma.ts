@@ -1,5 +1,5 @@
 import { registerBalancer, type Balancer, weightOf } from "./balancer.js";
-import { twoChoicesBalancer } from "./balancer-two-choices.js";
+import { twoChoicesBalancer } from "./two-choices.js";
 
 /**
  * peakEwmaBalancer ("peak_ewma") picks, of two random endpoints, the one with the lower

@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { attemptHeaders } from "./client-tracing.js";
-import type { Pick } from "./endpoint-set.js";
+import { attemptHeaders } from "../telemetry/tracing.js";
+import type { Pick } from "../endpoints/endpoint-set.js";
 import { classify, type Outcome } from "./outcome-classifier.js";
 import type { AttemptKind, LogicalCall } from "./retrying-call.js";
-import { attemptError, neverSent } from "./retry-policy.js";
+import { attemptError, neverSent } from "../retry/policy.js";
 
 /**
  * MeshAttempt is one attempt of a logical call on the endpoint a pick chose (grpc-js's

@@ -1,7 +1,7 @@
 import type { EventEmitter } from "node:events";
 import type { ConnectError } from "@connectrpc/connect";
 import { createBreaker, type Breaker, type BreakerOptions } from "./breaker.js";
-import type { Outcome } from "./outcome-classifier.js";
+import type { Outcome } from "../call/outcome-classifier.js";
 
 export type BreakerState = "closed" | "half_open" | "open";
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ConsulClient } from "../platform/consul.js";
-import { backoffDelay } from "./backoff.js";
+import type { ConsulClient } from "../../platform/consul.js";
+import { backoffDelay } from "../retry/backoff.js";
 import { instanceSetKey, type Instance } from "./instance.js";
 import type { Resolver } from "./resolver.js";
 
