@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The main job: the infrastructure (scripts/infra-up.sh), a local stand-in for the third-party user
-# API, two instances each of user-sync, orders and status (registered in Consul with gRPC checks),
-# and a small traffic generator. Everything on 127.0.0.1; logs and pids in .run/. `make down` stops it.
+# The main job: the infrastructure (scripts/infra-up.sh), the config entries of
+# deploy/consul/config-entries (service defaults, intentions, resolver) written into Consul, a
+# local stand-in for the third-party user API, two instances each of user-sync, orders and status
+# (native members of Consul's service mesh: mutual TLS with leaves from Consul's CA, every call
+# decided by the intentions; registered with gRPC checks), a small traffic generator calling as
+# the mesh identity "traffic", and a `consul connect proxy` for the identity "developer" whose
+# local upstream ports let grpcurl call the mesh in plain text. Everything on 127.0.0.1; logs and
+# pids in .run/. `make down` stops it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MESHKIT_ROOT"
 mkdir -p "$RUN_DIR"
 export USER_SOURCE_PORT="${USER_SOURCE_PORT:-18080}"
+# Where the developer proxy listens for each service (plain gRPC in, mutual TLS out as "developer").
+export DEV_ORDERS_PORT="${DEV_ORDERS_PORT:-17001}" DEV_USERS_PORT="${DEV_USERS_PORT:-17002}" DEV_STATUS_PORT="${DEV_STATUS_PORT:-17003}"
+export MESH_IDENTITY=true
 
 # run NAME ENTRY [VAR=VALUE...]: starts `node --import tsx ENTRY` in the background unless running.
 run() {
@@ -23,6 +31,7 @@ run() {
 registered() { grep -q '"serving and registered in Consul"' "$RUN_DIR/$1.log"; }
 port_of() { grep -o '"address":"[^"]*"' "$RUN_DIR/$1.log" | tail -1 | sed 's/.*:\([0-9]*\)"$/\1/'; }
 
+for entry in deploy/consul/config-entries/*.hcl; do consul config write "$entry" >/dev/null; done
 make --no-print-directory migrate >/dev/null
 run user-source src/reference/dev/user-source.ts USER_SOURCE_COUNT="${USER_SOURCE_COUNT:-1000}"
 for n in 1 2; do
@@ -39,8 +48,14 @@ passing() { [[ "$(curl -fsS "http://127.0.0.1:$CONSUL_HTTP_PORT/v1/health/servic
 for service in user-sync orders status; do
   wait_for 30 "$service to pass its Consul check" passing "$service"
 done
+if ! { [[ -f "$RUN_DIR/developer-proxy.pid" ]] && kill -0 "$(cat "$RUN_DIR/developer-proxy.pid")" 2>/dev/null; }; then
+  nohup consul connect proxy -service developer -upstream "orders:$DEV_ORDERS_PORT" -upstream "user-sync:$DEV_USERS_PORT" \
+    -upstream "status:$DEV_STATUS_PORT" >"$RUN_DIR/developer-proxy.log" 2>&1 &
+  echo $! >"$RUN_DIR/developer-proxy.pid"
+fi
+for port in "$DEV_ORDERS_PORT" "$DEV_USERS_PORT" "$DEV_STATUS_PORT"; do wait_for 30 "the developer proxy on $port" port_open "$port"; done
 # A first sync now rather than in a minute, so the status shows users at once.
-grpcurl -plaintext -max-time 60 "127.0.0.1:$(port_of user-sync-1)" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
+grpcurl -plaintext -max-time 60 "127.0.0.1:$DEV_USERS_PORT" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
 run traffic src/reference/dev/traffic.ts
 
 orders=$(port_of orders-1) users=$(port_of user-sync-1) status=$(port_of status-1)
@@ -49,17 +64,22 @@ cat <<MSG
   The mesh is up (logs in .run/, stop with: make down)
     Consul UI      http://127.0.0.1:$CONSUL_HTTP_PORT/ui/dc1/services
     Jaeger API     http://127.0.0.1:$JAEGER_UI_PORT/api/traces?service=status   (services: /api/services)
-    user-sync      127.0.0.1:$users $(port_of user-sync-2)
+    user-sync      127.0.0.1:$users $(port_of user-sync-2)   (mutual TLS: mesh identities only)
     orders         127.0.0.1:$orders $(port_of orders-2)
     status         127.0.0.1:$status $(port_of status-2)
-    traffic        a few calls a second through the mesh client (.run/traffic.log)
+    traffic        a few calls a second through the mesh client, as "traffic" (.run/traffic.log)
+    developer      plain gRPC in, the mesh as "developer" out: orders 127.0.0.1:$DEV_ORDERS_PORT, user-sync :$DEV_USERS_PORT, status :$DEV_STATUS_PORT
 
   Try (after: source scripts/lib.sh):
-    grpcurl -plaintext 127.0.0.1:$orders list
-    grpcurl -plaintext 127.0.0.1:$orders describe meshkit.orders.v1.OrderService
-    grpcurl -plaintext -d '{"idempotencyKey":"my-first-order","userId":"u1","product":"book","quantity":1,"amountCents":"1500"}' 127.0.0.1:$orders meshkit.orders.v1.OrderService/CreateOrder
-    grpcurl -plaintext -d '{"thirdPartyId":"u0000001"}' 127.0.0.1:$users meshkit.users.v1.UserSyncService/GetUser
-    grpcurl -plaintext 127.0.0.1:$status meshkit.status.v1.StatusService/GetSystemStatus
-    grpcurl -plaintext 127.0.0.1:$status meshkit.status.v1.StatusService/WatchSystemStatus
-    curl -s -H 'Content-Type: application/json' -d '{}' http://127.0.0.1:$status/meshkit.status.v1.StatusService/GetSystemStatus
+    grpcurl -plaintext 127.0.0.1:$DEV_ORDERS_PORT list
+    grpcurl -plaintext 127.0.0.1:$DEV_ORDERS_PORT describe meshkit.orders.v1.OrderService
+    grpcurl -plaintext -d '{"idempotencyKey":"my-first-order","userId":"u1","product":"book","quantity":1,"amountCents":"1500"}' 127.0.0.1:$DEV_ORDERS_PORT meshkit.orders.v1.OrderService/CreateOrder
+    grpcurl -plaintext -d '{"thirdPartyId":"u0000001"}' 127.0.0.1:$DEV_USERS_PORT meshkit.users.v1.UserSyncService/GetUser
+    grpcurl -plaintext 127.0.0.1:$DEV_STATUS_PORT meshkit.status.v1.StatusService/GetSystemStatus
+    grpcurl -plaintext 127.0.0.1:$DEV_STATUS_PORT meshkit.status.v1.StatusService/WatchSystemStatus
+  Intentions decide, within a second of a change:
+    consul intention create -deny developer orders     # the orders calls above now get PermissionDenied
+    consul intention delete developer orders           # and work again
+  Without a mesh certificate only grpc.health.v1 answers:
+    grpcurl -insecure 127.0.0.1:$orders list           # Unauthenticated
 MSG

@@ -11,6 +11,9 @@ import { createBalancer, type Balancer } from "./balancing/balancer.js";
 import { acquireBucketRotation, type BreakerOptions } from "./health/breaker.js";
 import { clientMetrics } from "./telemetry/metrics.js";
 import { clientTls, type ClientTlsFiles } from "./wire/tls-files.js";
+import { meshClientTls } from "./wire/mesh-tls.js";
+import { gateOnIdentity } from "./discovery/identity-gate.js";
+import type { MeshIdentity } from "../platform/mesh/identity.js";
 import { endCallSpan, startCallSpan } from "./telemetry/tracing.js";
 import type { MeshEndpoint } from "./endpoints/endpoint.js";
 import type { BreakerState } from "./health/endpoint-health.js";
@@ -107,6 +110,14 @@ export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "servi
    * checked against the server certificate (default: the instance address).
    */
   tls?: ClientTlsFiles;
+  /**
+   * Call through Consul's service mesh with this identity (`meshIdentity(consul, { service:
+   * "<caller>" })` from meshkit/platform): discover through the mesh view
+   * (`/v1/health/connect/<service>`: native services and sidecar proxies alike), present the
+   * caller's leaf certificate, and accept a server only when its SPIFFE ID names `service`.
+   * Excludes `tls`. The identity stays the caller's: `close()` leaves it open.
+   */
+  mesh?: MeshIdentity;
 }
 
 export type MeshEvent =
@@ -141,8 +152,10 @@ export interface MeshTransport extends Transport {
 export function createMeshTransport(options: MeshTransportOptions): MeshTransport {
   const service = options.service;
   const ownsResolver = !options.resolver;
-  const resolver = options.resolver ?? (options.consul ? consulResolver(options.consul, options) : undefined);
-  if (!resolver) throw new Error("createMeshTransport needs `consul` or `resolver`");
+  if (options.mesh && options.tls) throw new Error("createMeshTransport: give `mesh` or `tls`, not both");
+  const discovered = options.resolver ?? (options.consul ? consulResolver(options.consul, { ...options, connect: options.connect ?? Boolean(options.mesh) }) : undefined);
+  if (!discovered) throw new Error("createMeshTransport needs `consul` or `resolver`");
+  const resolver = options.mesh ? gateOnIdentity(discovered, options.mesh) : discovered;
   const balancer = typeof options.balancer === "object" ? options.balancer : createBalancer(options.balancer ?? "peak_ewma");
   const retry = options.retry === false ? { maxAttempts: 1 } : (options.retry ?? {});
   const budget = retry.budget && "tryWithdraw" in retry.budget ? retry.budget : createRetryBudget(retry.budget);
@@ -150,7 +163,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   const metrics = options.metrics === false ? undefined : clientMetrics(options.metrics);
   const rotation = options.breaker === false ? undefined : acquireBucketRotation(options.breaker?.rollingWindowMs);
   const onEvent = options.onEvent ?? (() => undefined);
-  const { tls, stop: stopTlsWatch } = clientTls(options.tls);
+  const { tls, stop: stopTlsWatch } = options.mesh ? meshClientTls(options.mesh, service) : clientTls(options.tls);
 
   // Series that exist from the start, so dashboards and alerts have data before the first event.
   metrics?.budgetExhausted.inc({ service }, 0);

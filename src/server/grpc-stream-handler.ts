@@ -18,6 +18,7 @@ import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { GrpcReply } from "./grpc-reply.js";
 import { readSingleMessage, requestHeaders } from "./grpc-wire.js";
 import { streamContextOf } from "./stream-context.js";
+import { callConnectionKey } from "./call-connection.js";
 import { recordCallDeadline } from "./call-deadline.js";
 
 /** GrpcStreamHandlerOptions configure `createGrpcStreamHandler`. */
@@ -135,6 +136,7 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
     url,
   };
   values.set(handlerContextKey, context);
+  values.set(callConnectionKey, stream.session);
   recordCallDeadline(values, deadline);
   const reply = new GrpcReply(stream, responseHeader, responseTrailer, writeMaxBytes);
   let timer: NodeJS.Timeout | undefined;

@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -15,6 +16,8 @@ import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
+import type { MeshIdentity, MeshMaterial } from "../platform/mesh/identity.js";
+import { connectionContextValues } from "./call-connection.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
@@ -62,6 +65,15 @@ export interface ServerHostOptions {
    * false sends every call through connect-node (kept for comparison and as an escape hatch).
    */
   leanGrpcPath?: boolean;
+  /**
+   * Serve Consul's service mesh with this identity (platform/mesh/identity.ts): TLS with the
+   * service's leaf certificate, client certificates asked for and verified against every current
+   * CA root, both swapped in place when the agent renews the leaf or rotates the roots. HTTP/2
+   * only: ALPN h2, or no ALPN at all (Consul's built-in proxy dials that way); a client offering
+   * only HTTP/1.1 is refused. Who may call what is then the `meshAuthorization` interceptor's
+   * decision (mesh/authorization.ts), which runService puts in the chain. Excludes `tls`.
+   */
+  mesh?: MeshIdentity;
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -118,6 +130,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     writeMaxBytes,
     interceptors,
     shutdownSignal: forceShutdown.signal,
+    contextValues: connectionContextValues,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
     fallback(request, untypedResponse) {
       // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
@@ -145,9 +158,12 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
 
   // Every accepted connection, so that a drain and its forced end reach each one of them.
   const connections = createConnectionTracker({ handshakeTimeoutMs: options.handshakeTimeoutMs ?? defaultHandshakeTimeoutMs });
-  const { server, h2Sessions, h1Server, stopHttp1, stopTlsWatch } = options.tls
-    ? createTlsServer(handler, options.tls, connections, leanGrpc)
-    : { ...createDualProtocolServer(handler, connections, leanGrpc), stopTlsWatch: () => undefined };
+  if (options.mesh && options.tls) throw new Error("startServerHost: give `mesh` or `tls`, not both");
+  const { server, h2Sessions, h1Server, stopHttp1, stopTlsWatch } = options.mesh
+    ? createMeshServer(handler, await options.mesh.ready(), options.mesh, connections, leanGrpc)
+    : options.tls
+      ? createTlsServer(handler, options.tls, connections, leanGrpc)
+      : { ...createDualProtocolServer(handler, connections, leanGrpc), stopTlsWatch: () => undefined };
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -252,6 +268,44 @@ function createTlsServer(
   // The secure server listened itself: closing it is the drain's own server.close().
   const stopHttp1 = () => undefined;
   return { server: server as unknown as net.Server, h2Sessions, h1Server, stopHttp1, stopTlsWatch };
+}
+
+/**
+ * Mutual TLS with the mesh's material: the leaf and every root, swapped in place on change.
+ * The handshake asks for a client certificate but lets one without through (Consul's health
+ * check has no leaf); the authorization interceptor refuses such callers everything but
+ * grpc.health.v1. A client that offers no ALPN is served as HTTP/2 with prior knowledge, as
+ * Consul's built-in proxy expects; Node hands such a socket to 'unknownProtocol', and it is given
+ * back to the server's own HTTP/2 connection handler marked as h2.
+ */
+function createMeshServer(
+  handler: ReturnType<typeof connectNodeAdapter>,
+  material: MeshMaterial,
+  mesh: MeshIdentity,
+  connections: ConnectionTracker,
+  leanGrpc: GrpcStreamHandler | undefined,
+) {
+  const context = (m: MeshMaterial) => ({ cert: m.certPem, key: m.keyPem, ca: m.caPems });
+  const server = http2.createSecureServer({
+    ...context(material),
+    requestCert: true,
+    rejectUnauthorized: false,
+    allowHTTP1: false,
+    ALPNProtocols: ["h2"],
+    minVersion: "TLSv1.2",
+  });
+  server.on("request", handler);
+  if (leanGrpc) routeHttp2Streams(server, leanGrpc);
+  server.on("connection", (socket: net.Socket) => connections.accept(socket));
+  server.on("unknownProtocol", (socket: TLSSocket) => {
+    if (socket.alpnProtocol !== false) return void socket.destroy(); // offered something else (HTTP/1.1): refused
+    (socket as { alpnProtocol: string | false }).alpnProtocol = "h2";
+    server.emit("secureConnection", socket);
+  });
+  const h2Sessions = trackSessions(server, connections);
+  const stopTlsWatch = mesh.subscribe((fresh) => server.setSecureContext(context(fresh)));
+  const h1Server = { closeIdleConnections: () => undefined };
+  return { server: server as unknown as net.Server, h2Sessions, h1Server, stopHttp1: () => undefined, stopTlsWatch };
 }
 
 /** The server's open HTTP/2 sessions; each counts as started once the client's preface and SETTINGS arrived. */

@@ -37,6 +37,12 @@ export interface ConsulRegistrationOptions {
    * (its reaper runs every 30 s).
    */
   deregisterCriticalAfter?: string;
+  /**
+   * The instance speaks Consul's service mesh itself (`Connect: { Native: true }`): it then
+   * appears in `/v1/health/connect/<name>`, the mesh view that mesh clients and Consul's proxies
+   * discover through.
+   */
+  connectNative?: boolean;
 }
 
 export interface ConsulRegistration {
@@ -66,6 +72,8 @@ export async function registerInConsul(
     port: options.port,
     tags: options.tags ?? [],
     meta: options.meta ?? {},
+    // The package's typings require `sidecarservice` in `connect`; a native service has none.
+    ...(options.connectNative ? { connect: { native: true, sidecarservice: undefined as unknown as Record<string, never> } } : {}),
     check: {
       name: `gRPC health of ${options.id}`,
       grpc: `${options.address}:${options.port}`,

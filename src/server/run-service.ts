@@ -17,6 +17,9 @@ import { serverMetrics } from "./interceptors/metrics.js";
 import { loadShedding } from "./interceptors/load-shedding.js";
 import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
+import { meshIdentity, type MeshIdentity } from "../platform/mesh/identity.js";
+import { watchIntentions } from "../platform/mesh/intentions-watch.js";
+import { meshAuthorization } from "./mesh/authorization.js";
 import { startAdminServer, type AdminServer } from "./metrics-endpoint.js";
 
 /** What a started service hands back to the host. */
@@ -37,6 +40,11 @@ export interface ServiceContext {
   instanceId: string;
   log: Logger;
   consul: ConsulClient;
+  /**
+   * The service's own mesh identity when `MESH_IDENTITY=true`: hand it to the mesh clients the
+   * service makes (`createMeshTransport({ ..., mesh })`) so they call as this service.
+   */
+  mesh?: MeshIdentity;
 }
 
 /** ServiceDefinition is what a service's entry point hands to `runService`. */
@@ -75,6 +83,10 @@ const healthCheckIntervalMs = 2000;
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317; span batching from `OTEL_BSP_*`,
  * resource detectors from `OTEL_NODE_RESOURCE_DETECTORS`, see platform/telemetry.ts),
  * `LOG_LEVEL` (default info).
+ * Mesh: `MESH_IDENTITY=true` serves Consul's service mesh natively (registered with
+ * `Connect: { Native: true }`): mutual TLS with the service's leaf certificate from Consul's CA
+ * and every call decided by the intentions naming it (server/mesh/authorization.ts);
+ * `MESH_READY_TIMEOUT_MS` (default 30000) bounds the wait for the leaf and intentions at start.
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
  * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates, and
@@ -117,6 +129,9 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const metricsToken = env.optionalString("METRICS_TOKEN");
   const maxInFlight = env.int("MAX_IN_FLIGHT_CALLS", 0, { min: 0 });
   const pushbackMs = env.int("SHED_PUSHBACK_MS", 0, { min: -1 });
+  const meshOn = env.string("MESH_IDENTITY", "false") === "true";
+  const meshReadyTimeoutMs = env.int("MESH_READY_TIMEOUT_MS", 30_000, { min: 1 });
+  if (meshOn && (tlsCertFile || tlsKeyFile)) env.problem("MESH_IDENTITY=true takes the service's certificate from Consul's CA: unset TLS_CERT_FILE and TLS_KEY_FILE");
   const config = definition.configure?.(env) as Config;
   // Started already when the entry point imported its telemetry module first (it must, for pg
   // and ioredis to be instrumented); otherwise started here.
@@ -144,7 +159,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
 
   collectDefaultMetrics({ register });
   const consul = createConsulClient(consulAddress);
-  const runtime = await definition.start(config, { instanceId, log, consul });
+  const mesh = meshOn ? await startMesh(consul, identity.name, meshReadyTimeoutMs, log) : undefined;
+  const runtime = await definition.start(config, { instanceId, log, consul, ...(mesh ? { mesh: mesh.identity } : {}) });
   const server = await startServerHost({
     routes: runtime.routes,
     host,
@@ -155,6 +171,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
       serverTracing(),
       serverMetrics(register),
       errorMapping(log),
+      // Who may call, before any work is spent on the call (and before shedding, so a refused caller takes no slot).
+      ...(mesh ? [meshAuthorization({ identity: mesh.identity, intentions: mesh.intentions, metrics: register, log })] : []),
       // Shedding comes before any work (auth, validation, the handler) and after the metrics, which count what it refused.
       ...(maxInFlight > 0 ? [loadShedding({ maxInFlight, retryAfterMs: pushbackMs })] : []),
       serverDeadline(),
@@ -163,6 +181,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     ],
     // On the service port unless an admin port of their own is configured.
     ...(metricsPort === undefined ? { metrics: register, ...(metricsToken ? { metricsAccess: { token: metricsToken } } : {}) } : {}),
+    ...(mesh ? { mesh: mesh.identity } : {}),
     ...(tlsCertFile && tlsKeyFile
       ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
       : {}),
@@ -187,8 +206,12 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
       tags: ["grpc", "grpc-web", "connect"],
       meta: { version: definition.version, protocols: "grpc,grpc-web,connect", ...(admin ? { metrics_port: String(admin.port) } : {}) },
       checkInterval,
-      checkUseTls: Boolean(tlsCertFile && tlsKeyFile),
-      checkTlsSkipVerify,
+      // A mesh port is TLS with a leaf certificate that names no host (its identity is a SPIFFE
+      // URI), so the agent's check cannot verify it by name: it connects with TLS, unverified,
+      // and without a certificate reaches grpc.health.v1 and nothing else (docs/consul.md).
+      checkUseTls: Boolean(mesh || (tlsCertFile && tlsKeyFile)),
+      checkTlsSkipVerify: checkTlsSkipVerify || Boolean(mesh),
+      connectNative: Boolean(mesh),
       checkTlsServerName,
     },
     { reregisterIntervalMs, onReregistered: () => log.warn("the Consul agent had forgotten this instance: registered again") },
@@ -215,12 +238,43 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     await server.drain(drainTimeoutMs);
     await admin?.close();
     await runtime.stop?.().catch((error: unknown) => log.error({ err: error }, "stopping the service failed"));
+    mesh?.close();
     await telemetry.shutdown().catch((error: unknown) => log.warn({ err: error }, "span flush failed"));
     log.info("stopped");
     process.exit(0);
   };
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
+}
+
+/**
+ * The service's mesh identity and the intentions that name it as destination, both read before
+ * the service serves a call: a mesh port cannot start without its certificate, and serving
+ * before the intentions are known would have to guess.
+ */
+async function startMesh(consul: ConsulClient, service: string, readyTimeoutMs: number, log: Logger) {
+  const identity = meshIdentity(consul, { service });
+  const intentions = watchIntentions(consul, {
+    service,
+    onProblems: (problems) => log.error({ problems }, "some intentions could not be compiled: what they would decide is denied"),
+  });
+  const timeout = AbortSignal.timeout(readyTimeoutMs);
+  try {
+    const [material] = await Promise.all([identity.ready(timeout), intentions.ready(timeout)]);
+    log.info({ spiffeId: material.identity.uri, validBefore: material.validBefore.toISOString() }, "mesh identity and intentions read from Consul");
+  } catch {
+    const why = identity.lastError ?? intentions.lastError;
+    log.fatal({ error: why?.message }, `could not read this service's mesh certificate and intentions from Consul within ${readyTimeoutMs} ms (is the agent reachable, Connect enabled, and the token allowed service:write and intentions:read?)`);
+    process.exit(1);
+  }
+  return {
+    identity,
+    intentions,
+    close() {
+      identity.close();
+      intentions.close();
+    },
+  };
 }
 
 function watchHealth(check: () => Promise<void>, report: (healthy: boolean) => void, log: Logger): NodeJS.Timeout {

@@ -30,7 +30,7 @@ describe("deploy/: checked by the real consul and promtool binaries", function (
     assert.equal((await read("service-defaults", "orders")).Protocol, "grpc");
     assert.deepEqual((await read("service-resolver", "orders")).Failover["*"].Datacenters, ["dc2"]);
     const intentions = await read("service-intentions", "orders");
-    assert.deepEqual(intentions.Sources.map((s: { Name: string; Action: string }) => `${s.Name}:${s.Action}`), ["status:allow", "traffic:allow", "*:deny"]);
+    assert.deepEqual(intentions.Sources.map((s: { Name: string; Action: string }) => `${s.Name}:${s.Action}`), ["status:allow", "traffic:allow", "developer:allow", "*:deny"]);
   });
 
   it("promtool accepts the Prometheus config (Consul service discovery) and the alert rules", async () => {

@@ -1,4 +1,5 @@
-# Who may call orders inside the service mesh: status and the traffic generator; nobody else.
+# Who may call orders inside the service mesh: status, the traffic generator and the developer
+# identity; nobody else. Enforced by every orders instance itself (MESH_IDENTITY=true).
 Kind = "service-intentions"
 Name = "orders"
 Sources = [
@@ -8,6 +9,11 @@ Sources = [
   },
   {
     Name   = "traffic"
+    Action = "allow"
+  },
+  {
+    # The developer identity `make up` runs a `consul connect proxy` for, so grpcurl works.
+    Name   = "developer"
     Action = "allow"
   },
   {

@@ -11,6 +11,11 @@ Sources = [
     Action = "allow"
   },
   {
+    # The developer identity `make up` runs a `consul connect proxy` for, so grpcurl works.
+    Name   = "developer"
+    Action = "allow"
+  },
+  {
     Name   = "*"
     Action = "deny"
   },

@@ -37,6 +37,45 @@ export interface ConsulResolverOptions {
    * known set keeps serving. Default 15 000. Outside that window an empty answer is passed on.
    */
   resetGraceMs?: number;
+  /**
+   * Discover through Consul's mesh view (`/v1/health/connect/<service>`): instances that speak the
+   * mesh natively and the sidecar proxies that front the others, at the address a mesh client
+   * dials. Default false (`/v1/health/service/<service>`).
+   */
+  connect?: boolean;
+}
+
+type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
+
+/**
+ * `/v1/health/connect/<service>` with the same query options as the package's `health.service`,
+ * which has no such method: built on the same request path (`_get`, its options helper), so
+ * address, TLS and token apply alike.
+ */
+function connectHealthQuery(consul: ConsulClient): HealthQuery {
+  const client = consul as unknown as { _get: (req: unknown, middleware: unknown) => Promise<unknown>; _defaults?: Record<string, unknown> };
+  return (options) => {
+    const { service, passing, tag, ...rest } = { ...client._defaults, ...options } as { service: string; passing?: boolean; tag?: string[] } & Record<string, unknown>;
+    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}) };
+    for (const name of ["dc", "near", "filter", "index", "wait"]) if (rest[name] !== undefined) query[name] = rest[name];
+    return client._get(
+      {
+        name: "health.connect",
+        path: `/health/connect/${encodeURIComponent(service)}`,
+        query,
+        headers: typeof rest.token === "string" ? { "x-consul-token": rest.token } : {},
+        ctx: rest.ctx,
+        timeout: rest.timeout,
+      },
+      (call: { err?: Error & { response?: unknown }; res: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
+        if (call.err) {
+          call.err.response = call.res; // as the package does with includeResponse: the status reaches the caller
+          return next(false, call.err);
+        }
+        next(false, undefined, [call.res, call.res.body]);
+      },
+    ) as ReturnType<HealthQuery>;
+  };
 }
 
 interface HealthEntry {
@@ -71,6 +110,7 @@ export function consulResolver(consul: ConsulClient, options: ConsulResolverOpti
     options.minQueryIntervalMs ?? 100,
     options.maxRetryDelayMs ?? 10_000,
     options.resetGraceMs ?? 15_000,
+    options.connect ?? false,
   ]);
   let watch = watches.get(key);
   if (!watch) {
@@ -180,9 +220,9 @@ class ConsulWatch {
     const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
     // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
     // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
-    const query = this.consul.health.service.bind(this.consul.health) as unknown as (
-      options: Record<string, unknown>,
-    ) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
+    const query = this.options.connect
+      ? connectHealthQuery(this.consul)
+      : (this.consul.health.service.bind(this.consul.health) as unknown as HealthQuery);
     let index = 0n;
     let highestIndex = 0n;
     let failures = 0;

@@ -32,7 +32,7 @@ const leaveGraceMs = 30_000;
 /**
  * MeshEndpoint is one instance as the mesh transport uses it: one grpc-js channel (one HTTP/2
  * connection reused by every call, pinged, reopened on demand, closed when the instance leaves;
- * see grpc-js-transport.ts), its health (the breaker) and its load.
+ * see wire/grpc-js-wire.ts), its health (the breaker) and its load.
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();

@@ -52,6 +52,8 @@ export class LiveTlsCredentials extends ChannelCredentials {
           ca: material.ca,
           cert: material.cert,
           key: material.key,
+          // The mesh's SPIFFE check (mesh-tls.ts) replaces the hostname check when given.
+          ...(material.checkServerIdentity ? { checkServerIdentity: material.checkServerIdentity } : {}),
           ALPNProtocols: ["h2"],
         };
         return new Promise((resolve, reject) => {

@@ -22,11 +22,11 @@ await runService({
   name: service.name,
   version: service.version,
   configure,
-  async start(config, { consul, log }) {
+  async start(config, { consul, log, mesh }) {
     const redis = createRedis(config.redisUrl, (error) => log.warn({ err: error }, "Redis unreachable: totals read as 0"), { commandTimeoutMs: config.redisCommandTimeoutMs });
     registerTotalsGauges(redis);
     // The mesh client's metrics (breaker states, budget, calls) go to the registry /metrics serves.
-    const services = config.services.map((name) => ({ name, transport: createMeshTransport({ service: name, consul }) }));
+    const services = config.services.map((name) => ({ name, transport: createMeshTransport({ service: name, consul, ...(mesh ? { mesh } : {}) }) }));
     return {
       routes: statusRoutes({ collect: () => collectStatus(consul, redis, services), watchIntervalMs: config.watchIntervalMs }),
       async stop() {
