@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-discovery bench-resilience bench-calls migrate build package-check conformance
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-discovery bench-resilience bench-calls migrate build package-check conformance
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -78,7 +78,7 @@ migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
 
 ## bench: every benchmark in turn, each printing its table of ratios (needs infra-up)
-bench: bench-mesh bench-balancers bench-discovery bench-sync bench-resilience bench-calls
+bench: bench-mesh bench-balancers bench-intentions bench-discovery bench-sync bench-resilience bench-calls
 
 ## bench-mesh: mesh client against raw Connect and grpc-js round_robin, tracing off and on, failover
 bench-mesh: setup infra-up
@@ -100,6 +100,10 @@ bench-discovery: setup infra-up
 ## bench-balancers: pick cost of every balancer at 10, 100 and 1000 instances
 bench-balancers: setup
 	@$(ENV) node --import tsx bench/balancers.bench.ts
+
+## bench-intentions: cost of one intention decision (L4, `*`, L7 at the 10th permission, default) on 50 intentions
+bench-intentions: setup
+	@$(ENV) node --import tsx bench/intentions.bench.ts
 
 ## bench-sync: our batched user upsert against multi-row VALUES and COPY + INSERT SELECT (same event, same transaction), and a plain COPY ceiling
 bench-sync: setup

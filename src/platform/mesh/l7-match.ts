@@ -1,0 +1,188 @@
+import type { CallAttributes } from "./intentions.js";
+import { re2FullMatch } from "./re2-regex.js";
+
+/** ConsulHeaderPermission is Consul's structs.IntentionHTTPHeaderPermission (one header rule). */
+export interface ConsulHeaderPermission {
+  Name: string;
+  Present?: boolean;
+  Exact?: string;
+  Prefix?: string;
+  Suffix?: string;
+  Regex?: string;
+  Invert?: boolean;
+}
+
+/** ConsulHTTPPermission is Consul's structs.IntentionHTTPPermission: every part given must match. */
+export interface ConsulHTTPPermission {
+  PathExact?: string;
+  PathPrefix?: string;
+  PathRegex?: string;
+  Header?: readonly ConsulHeaderPermission[] | null;
+  /** Upper case: Consul upper-cases them when the config entry is written (Normalize). */
+  Methods?: readonly string[] | null;
+}
+
+/** ConsulIntentionPermission is Consul's structs.IntentionPermission. */
+export interface ConsulIntentionPermission {
+  Action: string;
+  HTTP?: ConsulHTTPPermission | null;
+}
+
+/**
+ * Match is a three-valued answer: a part whose regex did not compile cannot say whether it
+ * matches, and a permission holding such a part is then "unknown" unless another part is "no".
+ */
+export type Match = "no" | "unknown" | "yes";
+
+/** ValueFrom is where a header rule reads its value: `:method` and `:path` come from the call itself. */
+export type ValueFrom = "header" | "method" | "path";
+
+/** HeaderKind is which of a header rule's fields is used (Consul's switch order picks one). */
+export type HeaderKind = "exact" | "regex" | "prefix" | "suffix" | "present";
+
+/** HeaderRule is one compiled header condition of a permission. */
+export interface HeaderRule {
+  readonly name: string;
+  readonly from: ValueFrom;
+  readonly kind: HeaderKind;
+  readonly value: string;
+  /** Undefined for a Regex rule whose pattern did not compile. */
+  readonly regex: RegExp | undefined;
+  readonly invert: boolean;
+}
+
+/** PathKind is which path field a permission uses; "any" when it sets none. */
+export type PathKind = "any" | "exact" | "prefix" | "regex";
+
+/** CompiledPermission is one permission ready to match calls: its parts are ANDed. */
+export interface CompiledPermission {
+  readonly allow: boolean;
+  readonly pathKind: PathKind;
+  readonly path: string;
+  /** Undefined for a PathRegex that did not compile (the part answers "unknown"). */
+  readonly pathRegex: RegExp | undefined;
+  readonly headers: readonly HeaderRule[];
+  /** Undefined when the permission names no methods (any method). */
+  readonly methods: readonly string[] | undefined;
+}
+
+/**
+ * compilePermission turns one Consul permission into a matcher, following
+ * agent/xds/rbac.go convertPermission (Consul 1.14.8):
+ * - no `HTTP` at all: matches every call (`anyPermission`); an `HTTP` with no part also does.
+ * - path: the first of PathExact, PathPrefix, PathRegex that is non-empty, in that order.
+ * - each header: the first of Exact, Regex, Prefix, Suffix, Present that is set, in that order
+ *   (Consul's switch order, not the field order); a header with none is skipped, as Consul
+ *   does. Names are matched lower case (Envoy's header matcher lower-cases them).
+ * - Methods: one `:method` regex `GET|POST` matched whole, so exact, case-sensitive membership.
+ * - the action: "allow" allows, anything else denies (intentionActionFromString).
+ * Problems (regexes that do not compile, parts Consul's validation would have refused) are
+ * pushed to `problems`, each prefixed with `where`.
+ */
+export function compilePermission(permission: ConsulIntentionPermission, where: string, problems: string[]): CompiledPermission {
+  const allow = permission.Action === "allow";
+  if (permission.Action !== "allow" && permission.Action !== "deny") problems.push(`${where}: Action ${JSON.stringify(permission.Action)} is neither "allow" nor "deny"; treated as "deny" (as Consul does)`);
+  const http = permission.HTTP;
+  if (http === undefined || http === null) {
+    problems.push(`${where} has no HTTP: it matches every call (as in Consul's rbac.go, though Consul's validation requires HTTP)`);
+    return { allow, pathKind: "any", path: "", pathRegex: undefined, headers: [], methods: undefined };
+  }
+
+  let pathKind: PathKind = "any";
+  let path = "";
+  let pathRegex: RegExp | undefined;
+  if (http.PathExact) [pathKind, path] = ["exact", http.PathExact];
+  else if (http.PathPrefix) [pathKind, path] = ["prefix", http.PathPrefix];
+  else if (http.PathRegex) {
+    [pathKind, path] = ["regex", http.PathRegex];
+    const compiled = re2FullMatch(http.PathRegex);
+    if (compiled.ok) pathRegex = compiled.regex;
+    else problems.push(`${where}.HTTP.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${compiled.error}); calls it would decide are denied (invalid_rule)`);
+  }
+
+  const headers: HeaderRule[] = [];
+  for (const [index, header] of (http.Header ?? []).entries()) {
+    const rule = compileHeader(header, `${where}.HTTP.Header[${index}]`, problems);
+    if (rule !== undefined) headers.push(rule);
+  }
+  const methods = http.Methods && http.Methods.length > 0 ? [...http.Methods] : undefined;
+  if (pathKind === "any" && headers.length === 0 && methods === undefined) problems.push(`${where}.HTTP has no path, header or method: it matches every call (as in Consul)`);
+  return { allow, pathKind, path, pathRegex, headers, methods };
+}
+
+/** compileHeader picks the one condition a header rule uses, in convertPermission's order. */
+function compileHeader(header: ConsulHeaderPermission, where: string, problems: string[]): HeaderRule | undefined {
+  const name = header.Name.toLowerCase();
+  const from = name === ":method" ? "method" : name === ":path" ? "path" : "header";
+  const invert = header.Invert === true;
+  const rule = (kind: HeaderKind, value: string, regex?: RegExp): HeaderRule => ({ name, from, kind, value, regex, invert });
+  if (header.Exact) return rule("exact", header.Exact);
+  if (header.Regex) {
+    const compiled = re2FullMatch(header.Regex);
+    if (!compiled.ok) problems.push(`${where} (${header.Name}) Regex ${JSON.stringify(header.Regex)} does not compile (${compiled.error}); calls it would decide are denied (invalid_rule)`);
+    return rule("regex", header.Regex, compiled.ok ? compiled.regex : undefined);
+  }
+  if (header.Prefix) return rule("prefix", header.Prefix);
+  if (header.Suffix) return rule("suffix", header.Suffix);
+  if (header.Present) return rule("present", "");
+  problems.push(`${where} (${header.Name}) sets none of Present, Exact, Prefix, Suffix, Regex: skipped (as Consul does)`);
+  return undefined;
+}
+
+/**
+ * matchPermission is the hot path: every part must match. A part that says NO decides at once;
+ * otherwise an "unknown" part (a regex that did not compile) makes the answer "unknown".
+ */
+export function matchPermission(permission: CompiledPermission, call: CallAttributes): Match {
+  let answer: Match = "yes";
+  switch (permission.pathKind) {
+    case "exact":
+      if (call.path !== permission.path) return "no";
+      break;
+    case "prefix":
+      if (!call.path.startsWith(permission.path)) return "no";
+      break;
+    case "regex":
+      if (permission.pathRegex === undefined) answer = "unknown";
+      else if (!permission.pathRegex.test(call.path)) return "no";
+      break;
+  }
+  if (permission.methods !== undefined && !permission.methods.includes(call.method)) return "no";
+  const headers = permission.headers;
+  for (let i = 0; i < headers.length; i++) {
+    const header = matchHeader(headers[i]!, call);
+    if (header === "no") return "no";
+    if (header === "unknown") answer = "unknown";
+  }
+  return answer;
+}
+
+/**
+ * matchHeader follows Envoy's HeaderUtility::matchHeaders (source/common/http/header_utility.cc,
+ * the 1.2x releases Consul 1.14 supports): an absent header never matches, inverted or not,
+ * except a Present rule, whose inversion matches exactly when the header is absent.
+ */
+function matchHeader(rule: HeaderRule, call: CallAttributes): Match {
+  const value = rule.from === "header" ? call.header(rule.name) : rule.from === "method" ? call.method : call.path;
+  if (value === undefined) return rule.kind === "present" && rule.invert ? "yes" : "no";
+  let matched: boolean;
+  switch (rule.kind) {
+    case "exact":
+      matched = value === rule.value;
+      break;
+    case "regex":
+      if (rule.regex === undefined) return "unknown";
+      matched = rule.regex.test(value);
+      break;
+    case "prefix":
+      matched = value.startsWith(rule.value);
+      break;
+    case "suffix":
+      matched = value.endsWith(rule.value);
+      break;
+    case "present":
+      matched = true;
+      break;
+  }
+  return matched !== rule.invert ? "yes" : "no";
+}
