@@ -4,7 +4,7 @@
  * schedule, whether earlier ones answered or not), callers with 1 s deadlines, and one instance
  * answering 2 s late during the middle third of each run. For each balancer, with and without
  * hedging, it prints the success rate and p50 / p99 / p99.9 latency, and the ratio of each p99.9
- * to the p99.9 of a healthy run (no slow instance) measured in the same session.
+ * to the p99.9 of a healthy run (no slow instance) measured in the same run.
  *
  * Then the client CPU per call with hedging off and on (healthy instances, closed loop,
  * alternating rounds), as a ratio.

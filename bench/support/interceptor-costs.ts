@@ -13,7 +13,7 @@
  * Why a closed loop: a loaded server runs hot, as this loop does. This table used to pace the
  * calls at 2,000/s in bursts every 50 ms, and the bursts ran on cold caches after each pause: it
  * billed protovalidate 11 us per call, where a hot loop measures 0.25 us, and tracing 46-74 us,
- * against about 19 us in the server under ghz's load (docs/benchmarks.md, fourth session).
+ * against about 19 us in the server under ghz's load (docs/benchmarks.md, bench-calls, "Method").
  *
  * Run by bench/calls-server.bench.ts in a process of its own (the SDK is process-global); prints
  * one JSON line: { "<set>": microseconds per call, ... }.

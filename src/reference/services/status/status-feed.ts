@@ -1,4 +1,6 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { context, isSpanContextValid, SpanStatusCode, trace, type Link, type Tracer } from "@opentelemetry/api";
 import type { SystemStatus } from "../../../../gen/meshkit/status/v1/status_pb.js";
 import { sameStatus } from "./collect.js";
 
@@ -13,20 +15,48 @@ export interface StatusFeed {
   readonly subscribers: number;
 }
 
+/** StatusFeedOptions configure `createStatusFeed`. */
+export interface StatusFeedOptions {
+  /** The tracer of the ticks' spans. Default: the global tracer provider's `meshkit-status`. */
+  tracer?: Tracer;
+}
+
 /**
  * createStatusFeed runs `collect` every `intervalMs` while at least one subscriber watches, and
  * hands every subscriber the same result: 1,000 watchers cost the Consul queries, mesh probes
  * and Redis reads of one (before, every stream polled all of them on its own, so the load on
  * Consul and Redis grew with the number of dashboards open). With no subscriber it collects
  * nothing. A collect that throws is skipped; the next tick tries again.
+ *
+ * Each tick is a trace of its own: a root span `status.collect`, under which the tick's Consul
+ * queries, mesh probes and Redis reads are traced, with a span link to the span of the watch
+ * whose arrival started the collector (when that watch was traced). The collector serves every
+ * subscriber, so its ticks belong to none of their traces, and it runs outside the starting
+ * watch's async context: that watch's deadline does not bound the ticks either.
  */
-export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalMs: number): StatusFeed {
+export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalMs: number, options: StatusFeedOptions = {}): StatusFeed {
+  const tracer = options.tracer ?? trace.getTracer("meshkit-status");
+  // The async context the feed is made in (the service's start-up), where the collector runs.
+  const detached = AsyncLocalStorage.snapshot();
   let subscribers = 0;
   let latest: SystemStatus | undefined;
   let changed = Promise.withResolvers<void>();
   let running: Promise<void> | undefined;
 
-  const loop = async () => {
+  const tick = (links: Link[]) =>
+    tracer.startActiveSpan("status.collect", { root: true, links, attributes: { "meshkit.status.subscribers": subscribers } }, async (span) => {
+      try {
+        return await collect();
+      } catch (error) {
+        span.recordException(error instanceof Error ? error : String(error));
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+        return undefined;
+      } finally {
+        span.end();
+      }
+    });
+
+  const loop = async (links: Link[]) => {
     for (;;) {
       // Checked and given up in one synchronous step: a subscriber arriving later starts a new loop.
       if (subscribers === 0) {
@@ -34,7 +64,7 @@ export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalM
         running = undefined;
         return;
       }
-      const status = await collect().catch(() => undefined);
+      const status = await tick(links);
       if (status && (!latest || !sameStatus(latest, status))) {
         latest = status;
         changed.resolve();
@@ -50,7 +80,11 @@ export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalM
     },
     async *watch(signal) {
       subscribers++;
-      running ??= loop();
+      if (!running) {
+        const startedBy = trace.getSpanContext(context.active());
+        const links = startedBy && isSpanContextValid(startedBy) ? [{ context: startedBy }] : [];
+        running = detached(() => loop(links));
+      }
       const aborted = new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
       try {
         let sent: SystemStatus | undefined;
