@@ -52,13 +52,14 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
         if (instances.resolved && instances.instances.length === 0) setImmediate(() => this.#report(instances, instances.instances));
         return;
       }
-      const { agent, service, tags, dc, near } = this.#target;
+      const { agent, service, tags, dc, near, mesh } = this.#target;
       const instances = consulResolver(source.consulFor(agent), {
         ...source.watch,
         service,
         ...(tags.length ? { tags } : {}),
         ...(dc ? { dc } : {}),
         ...(near ? { near } : {}),
+        ...(mesh ? { connect: true } : {}),
       });
       this.#instances = instances;
       this.#unsubscribe = instances.subscribe((set) => this.#report(instances, set));

@@ -12,6 +12,11 @@ export interface ConsulTarget {
   dc: string | undefined;
   /** Sort by round-trip time from this node (`?near=_agent`); undefined: Consul's order. */
   near: string | undefined;
+  /**
+   * Discover through Consul's mesh view (`?mesh=true`: `/v1/health/connect/<service>`, native
+   * services and sidecar proxies), for channels with `meshChannelCredentials`. Default false.
+   */
+  mesh: boolean;
 }
 
 /** ConsulTargetError: a `consul:` target that cannot be used, with the reason. */
@@ -21,11 +26,11 @@ export class ConsulTargetError extends Error {
 
 /** What Consul accepts as a service name (letters, digits, dashes; underscores and dots too). */
 const serviceNamePattern = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const knownParameters = new Set(["tag", "dc", "near"]);
+const knownParameters = new Set(["tag", "dc", "near", "mesh"]);
 
 /**
  * parseConsulTarget reads a target as grpc-js splits it (`authority`, and `path` with the query
- * still in it): `consul:///orders`, or `consul://127.0.0.1:8500/orders?tag=v2&dc=dc1&near=_agent`.
+ * still in it): `consul:///orders`, or `consul://127.0.0.1:8500/orders?tag=v2&dc=dc1&near=_agent&mesh=true`.
  * Throws ConsulTargetError naming what is wrong: a missing or malformed service name, an agent
  * address without a valid port, an unknown query parameter.
  */
@@ -37,7 +42,7 @@ export function parseConsulTarget(authority: string | undefined, path: string): 
   if (!serviceNamePattern.test(service)) throw new ConsulTargetError(`${target}: "${service}" is not a Consul service name`);
   const query = new URLSearchParams(queryAt < 0 ? "" : path.slice(queryAt + 1));
   for (const name of query.keys()) {
-    if (!knownParameters.has(name)) throw new ConsulTargetError(`${target}: unknown parameter "${name}" (known: tag, dc, near)`);
+    if (!knownParameters.has(name)) throw new ConsulTargetError(`${target}: unknown parameter "${name}" (known: tag, dc, near, mesh)`);
   }
   const single = (name: string): string | undefined => {
     const values = query.getAll(name);
@@ -47,7 +52,9 @@ export function parseConsulTarget(authority: string | undefined, path: string): 
   };
   const tags = query.getAll("tag");
   if (tags.some((tag) => tag === "")) throw new ConsulTargetError(`${target}: an empty tag`);
-  return { agent: authority ? parseAgent(authority, target) : undefined, service, tags, dc: single("dc"), near: single("near") };
+  const mesh = single("mesh");
+  if (mesh !== undefined && mesh !== "true" && mesh !== "false") throw new ConsulTargetError(`${target}: "mesh" is true or false, not "${mesh}"`);
+  return { agent: authority ? parseAgent(authority, target) : undefined, service, tags, dc: single("dc"), near: single("near"), mesh: mesh === "true" };
 }
 
 function parseAgent(authority: string, target: string): HostPort {

@@ -15,3 +15,4 @@ export { idempotentRetryInterceptor, type IdempotentRetryOptions } from "./idemp
 export { parseConsulTarget, ConsulTargetError, type ConsulTarget } from "./consul-target.js";
 export { registerPeakEwmaBalancer, peakEwmaPolicyName } from "./load-balancer-peak-ewma.js";
 export { checkGrpcJsVersion, supportedGrpcJs } from "./grpc-js-version.js";
+export { meshChannelCredentials } from "./mesh-credentials.js";

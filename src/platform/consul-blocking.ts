@@ -17,6 +17,11 @@ export interface BlockingAnswer<T> {
   body: T;
   /** Response headers, lower-case names (`x-consul-index`, `x-consul-default-acl-policy`, ...). */
   headers: Readonly<Record<string, string | undefined>>;
+  /**
+   * The agent's index went below one it reported before: it lost its state (restarted without
+   * its data), so this answer may lack what was written before and not written again yet.
+   */
+  reset: boolean;
 }
 
 /** BlockingQuery is a running loop; it keeps the last answer's age and the last error. */
@@ -61,6 +66,7 @@ export function startBlockingQuery<T>(
 
   void (async () => {
     let index = 0n;
+    let highestIndex = 0n;
     let failures = 0;
     while (!stop.signal.aborted) {
       const startedAt = performance.now();
@@ -81,8 +87,11 @@ export function startBlockingQuery<T>(
         failures = 0;
         state.lastAnswerAt = performance.now();
         state.lastError = undefined;
+        const reported = nextBlockingIndex(0n, response.headers["x-consul-index"]);
+        const reset = reported < highestIndex;
+        highestIndex = reported;
         index = nextBlockingIndex(index, response.headers["x-consul-index"]);
-        onAnswer({ body, headers: response.headers });
+        onAnswer({ body, headers: response.headers, reset });
       } catch (error) {
         if (stop.signal.aborted) return;
         failures++;

@@ -12,3 +12,4 @@ export { serveMetrics, startAdminServer, type AdminServer, type MetricsEndpointO
 export { observeCalls, type CallObserver } from "./interceptors/observe-calls.js";
 export { loadShedding, type LoadSheddingOptions } from "./interceptors/load-shedding.js";
 export { unaryValidation } from "./interceptors/validation.js";
+export { meshAuthorization, type MeshAuthorizationOptions } from "./mesh/authorization.js";

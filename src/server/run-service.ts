@@ -87,6 +87,8 @@ const healthCheckIntervalMs = 2000;
  * `Connect: { Native: true }`): mutual TLS with the service's leaf certificate from Consul's CA
  * and every call decided by the intentions naming it (server/mesh/authorization.ts);
  * `MESH_READY_TIMEOUT_MS` (default 30000) bounds the wait for the leaf and intentions at start.
+ * With the mesh on, /metrics is served on an admin port (`METRICS_PORT`, default a free one,
+ * registered as `Meta.metrics_port`), never on the mesh port.
  * TLS: `TLS_CERT_FILE` and `TLS_KEY_FILE` (reloaded on change), `TLS_CA_FILE` with
  * `TLS_REQUIRE_CLIENT_CERT=true` for mutual TLS; Consul's check then uses TLS
  * (`CONSUL_CHECK_TLS_SKIP_VERIFY=true` for self-signed development certificates, and
@@ -124,12 +126,14 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const jwtAudience = env.optionalString("AUTH_JWT_AUDIENCE");
   const jwtClockToleranceSeconds = env.int("AUTH_JWT_CLOCK_SKEW_S", 30, { min: 0, max: 300 });
   const metricsPortText = env.optionalString("METRICS_PORT");
-  const metricsPort = metricsPortText === undefined ? undefined : env.port("METRICS_PORT", 0);
+  const meshOn = env.string("MESH_IDENTITY", "false") === "true";
+  // A mesh port answers nothing but grpc.health.v1 without a mesh certificate, which Prometheus
+  // has not: with the mesh on, metrics go to an admin port of their own (a free one unless set).
+  const metricsPort = metricsPortText === undefined ? (meshOn ? 0 : undefined) : env.port("METRICS_PORT", 0);
   const metricsHost = env.string("METRICS_HOST", host);
   const metricsToken = env.optionalString("METRICS_TOKEN");
   const maxInFlight = env.int("MAX_IN_FLIGHT_CALLS", 0, { min: 0 });
   const pushbackMs = env.int("SHED_PUSHBACK_MS", 0, { min: -1 });
-  const meshOn = env.string("MESH_IDENTITY", "false") === "true";
   const meshReadyTimeoutMs = env.int("MESH_READY_TIMEOUT_MS", 30_000, { min: 1 });
   if (meshOn && (tlsCertFile || tlsKeyFile)) env.problem("MESH_IDENTITY=true takes the service's certificate from Consul's CA: unset TLS_CERT_FILE and TLS_KEY_FILE");
   const config = definition.configure?.(env) as Config;

@@ -2,8 +2,10 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { toBinary, create } from "@bufbuild/protobuf";
-import { EchoRequestSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import * as grpc from "@grpc/grpc-js";
+import { toBinary, fromBinary, create } from "@bufbuild/protobuf";
+import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { meshChannelCredentials, registerConsulResolver } from "../../src/grpc-js/index.js";
 import { createMeshTransport, type MeshTransport } from "../../src/client/index.js";
 import { meshIdentity, type MeshIdentity } from "../../src/platform/mesh/identity.js";
 import { consul, eventually, grpcCheckStatus } from "../support/infra.js";
@@ -75,6 +77,15 @@ describe("service mesh identity and intentions (Connect native), against the rea
     assert.equal(denied.code, Code.PermissionDenied);
     assert.match(denied.rawMessage, new RegExp(`"${caller}" may not call "${destination}"`));
 
+    // Counted per call, logged once per source and reason a minute.
+    for (let i = 0; i < 5; i++) assert.equal(await codeOf(echo.echo({ message: "denied" })), Code.PermissionDenied);
+    const logged = service!.output.filter((line) => line.includes("mesh call refused") && line.includes(`"source":"${caller}"`));
+    assert.equal(logged.length, 1, logged.join("\n"));
+    const metrics = await scrapeMetrics(destination, service!.instanceId);
+    const denials = new RegExp(`meshkit_server_intention_denials_total\\{source="${caller}",reason="intention"\\} (\\d+)`).exec(metrics);
+    assert.ok(Number(denials?.[1]) >= 6, `denials counted: ${denials?.[0]}`);
+    assert.match(metrics, new RegExp(`meshkit_mesh_policy_staleness_seconds\\{service="${destination}",kind="intentions"\\} \\d`));
+
     await deleteIntentions(destination);
     const allowedAt = performance.now();
     await eventually("the deletion to apply", async () => ((await codeOf(echo.echo({ message: "back" }))) === "ok" ? true : undefined), { timeoutMs: 5_000, intervalMs: 20 });
@@ -107,6 +118,29 @@ describe("service mesh identity and intentions (Connect native), against the rea
     }
   });
 
+  it("an intention with a malformed PathRegex: the rest of the policy applies, what that rule would decide is denied, and the service logs it", async () => {
+    await consulRequest("PUT", "/config", { Kind: "service-defaults", Name: destination, Protocol: "grpc" });
+    try {
+      await writeIntentions(destination, [
+        {
+          Name: caller,
+          Permissions: [
+            { Action: "allow", HTTP: { PathRegex: "/meshkit.echo.v1.EchoService/(Echo", Header: [{ Name: "x-route", Present: true }] } },
+            { Action: "allow", HTTP: { PathPrefix: "/" } },
+          ],
+        },
+      ]);
+      const echo = createClient(EchoService, transport!);
+      const flagged = { headers: { "x-route": "1" } };
+      await eventually("the broken rule to deny what it would decide", async () => ((await codeOf(echo.echo({ message: "x" }, flagged))) === Code.PermissionDenied ? true : undefined), { timeoutMs: 5_000, intervalMs: 50 });
+      assert.equal(await codeOf(echo.echo({ message: "the rest applies" })), "ok");
+      assert.ok(service!.output.some((line) => line.includes("some intentions could not be compiled") && line.includes("PathRegex")), "logged");
+    } finally {
+      await deleteIntentions(destination);
+      await consulRequest("DELETE", `/config/service-defaults/${destination}`);
+    }
+  });
+
   it("refuses callers without this mesh's identity, each with a clear answer", async () => {
     const port = service!.port;
     const leaf = await leafOf(caller);
@@ -127,6 +161,32 @@ describe("service mesh identity and intentions (Connect native), against the rea
     assert.equal(noAlpn.grpcStatus, 0);
   });
 
+  it("a plain grpc-js channel calls it with meshkit/grpc-js's mesh credentials and a consul:///<service>?mesh=true target", async () => {
+    registerConsulResolver({ consul });
+    await identity!.ready();
+    const credentials = meshChannelCredentials(identity!, destination);
+    const channel = new grpc.Client(`consul:///${destination}?mesh=true`, credentials);
+    try {
+      const echo = (message: string) =>
+        new Promise<string>((resolve, reject) =>
+          channel.makeUnaryRequest(echoPath, (text: string) => Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: text }))), (bytes: Buffer) => fromBinary(EchoResponseSchema, bytes).message, message, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error, answer) =>
+            error ? reject(error) : resolve(answer!),
+          ),
+        );
+      assert.equal(await echo("from grpc-js"), "from grpc-js");
+      await writeIntentions(destination, [{ Name: caller, Action: "deny" }]);
+      const code = await eventually("the deny to reach the grpc-js channel's calls", async () => {
+        const outcome = await echo("denied?").then(() => undefined, (error: grpc.ServiceError) => error.code);
+        return outcome;
+      }, { timeoutMs: 5_000, intervalMs: 50 });
+      assert.equal(code, grpc.status.PERMISSION_DENIED);
+    } finally {
+      channel.close();
+      credentials.stop();
+      await deleteIntentions(destination);
+    }
+  });
+
   it("the mesh client refuses a server whose SPIFFE ID names another service", async () => {
     // Resolve `destination` but expect a different name: the server's leaf names `destination`.
     const impostor = createMeshTransport({
@@ -137,13 +197,22 @@ describe("service mesh identity and intentions (Connect native), against the rea
       breaker: false,
     });
     try {
-      const code = await codeOf(createClient(EchoService, impostor).echo({ message: "x" }, { timeoutMs: 5_000 }));
-      assert.equal(code, Code.Unavailable);
+      const refused = await createClient(EchoService, impostor).echo({ message: "x" }, { timeoutMs: 5_000 }).then(() => undefined, (error: unknown) => ConnectError.from(error));
+      assert.equal(refused?.code, Code.Unavailable);
+      assert.match(refused.rawMessage, new RegExp(`SPIFFE ID names "${destination}", not "not-${destination}"`));
     } finally {
       impostor.close();
     }
   });
 });
+
+/** The instance's Prometheus text: with the mesh on, from the admin port it registered as Meta.metrics_port. */
+async function scrapeMetrics(service: string, instanceId: string): Promise<string> {
+  const entries = (await consulRequest("GET", `/health/connect/${service}`)) as { Service: { ID: string; Meta: Record<string, string> } }[];
+  const port = entries.find((entry) => entry.Service.ID === instanceId)?.Service.Meta.metrics_port;
+  assert.ok(port, "the instance registered its admin port");
+  return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
 
 /** A static resolver over the instances Consul's mesh view lists for `service`. */
 async function resolverFor(service: string) {

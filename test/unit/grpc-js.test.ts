@@ -9,16 +9,17 @@ import { registerConsulResolver } from "../../src/grpc-js/register.js";
 
 describe("consul: targets", () => {
   it("reads consul:///<service> as the default agent's service", () => {
-    assert.deepEqual(parseConsulTarget("", "orders"), { agent: undefined, service: "orders", tags: [], dc: undefined, near: undefined });
+    assert.deepEqual(parseConsulTarget("", "orders"), { agent: undefined, service: "orders", tags: [], dc: undefined, near: undefined, mesh: false });
   });
 
-  it("reads the agent, repeated tags, dc and near", () => {
-    assert.deepEqual(parseConsulTarget("127.0.0.1:8501", "orders-v2?tag=grpc&tag=blue&dc=eu1&near=_agent"), {
+  it("reads the agent, repeated tags, dc, near and mesh", () => {
+    assert.deepEqual(parseConsulTarget("127.0.0.1:8501", "orders-v2?tag=grpc&tag=blue&dc=eu1&near=_agent&mesh=true"), {
       agent: { host: "127.0.0.1", port: 8501 },
       service: "orders-v2",
       tags: ["grpc", "blue"],
       dc: "eu1",
       near: "_agent",
+      mesh: true,
     });
     assert.deepEqual(parseConsulTarget("[::1]:8500", "orders").agent, { host: "::1", port: 8500 });
   });
@@ -33,6 +34,7 @@ describe("consul: targets", () => {
       ["", "orders?color=blue", /unknown parameter "color"/],
       ["", "orders?dc=a&dc=b", /"dc" given 2 times/],
       ["", "orders?tag=", /an empty tag/],
+      ["", "orders?mesh=yes", /"mesh" is true or false/],
     ];
     for (const [authority, path, message] of cases) {
       assert.throws(() => parseConsulTarget(authority, path), (error: unknown) => error instanceof ConsulTargetError && message.test(error.message), `${authority}/${path}`);

@@ -22,7 +22,8 @@ export class LiveTlsCredentials extends ChannelCredentials {
   constructor(
     /** Read at each connection: `ca`, `cert`, `key`, and `servername` (default: the host). */
     private readonly material: http2.SecureClientSessionOptions,
-    private readonly host: string,
+    /** The instance's host, for SNI and the hostname check; undefined for neither (mesh: SPIFFE IDs, IP addresses). */
+    private readonly host: string | undefined,
     private readonly callCredentials = CallCredentials.createEmpty(),
   ) {
     super();
@@ -44,10 +45,10 @@ export class LiveTlsCredentials extends ChannelCredentials {
     const { material, host, callCredentials } = this;
     return {
       connect(socket: Socket): Promise<experimental.SecureConnectResult> {
-        const servername = material.servername ?? (isIP(host) ? undefined : host);
+        const servername = material.servername ?? (host === undefined || isIP(host) ? undefined : host);
         const options: ConnectionOptions = {
           socket,
-          host: servername ?? host,
+          ...(servername ?? host ? { host: servername ?? host } : {}),
           ...(servername ? { servername } : {}),
           ca: material.ca,
           cert: material.cert,

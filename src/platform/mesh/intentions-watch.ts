@@ -22,6 +22,13 @@ export interface IntentionsWatchOptions extends BlockingQueryOptions {
   onProblems?: (problems: readonly string[]) => void;
   /** Called on every new policy (tests and metrics). */
   onPolicy?: (policy: IntentionPolicy) => void;
+  /**
+   * After the agent lost its state (its index went backwards: restarted without its data), its
+   * answers are not believed for this long, in ms, while config entries are written again: the
+   * last policy keeps applying, so a restarted empty agent does not open what intentions denied.
+   * The answer then current applies when the time is up. Default 15 000.
+   */
+  resetGraceMs?: number;
 }
 
 /**
@@ -36,23 +43,43 @@ export interface IntentionsWatchOptions extends BlockingQueryOptions {
 export function watchIntentions(consul: ConsulClient, options: IntentionsWatchOptions): IntentionsWatch {
   let current: IntentionPolicy | undefined;
   let lastAnswer = "";
+  let holding: { timer: NodeJS.Timeout; latest: () => void } | undefined;
+  const resetGraceMs = options.resetGraceMs ?? 15_000;
   const first = Promise.withResolvers<IntentionPolicy>();
+  const apply = (intentions: readonly ConsulIntention[], defaultAllow: boolean) => {
+    // Consul wakes blocking queries on unrelated writes too: recompile only on news.
+    const answer = JSON.stringify([defaultAllow, intentions]);
+    if (answer === lastAnswer) return;
+    lastAnswer = answer;
+    const policy = compileIntentions(intentions, { defaultAllow });
+    if (policy.problems.length > 0) options.onProblems?.(policy.problems);
+    const isFirst = !current;
+    current = policy;
+    options.onPolicy?.(policy);
+    if (isFirst) first.resolve(policy);
+  };
   const query: BlockingQuery = startBlockingQuery<Record<string, ConsulIntention[] | null>>(
     consul,
     { path: "/connect/intentions/match", query: { by: "destination", name: options.service } },
-    ({ body, headers }) => {
+    ({ body, headers, reset }) => {
       const defaultAllow = headers["x-consul-default-acl-policy"] !== "deny";
       const intentions = body[options.service] ?? [];
-      // Consul wakes blocking queries on unrelated writes too: recompile only on news.
-      const answer = JSON.stringify([defaultAllow, intentions]);
-      if (answer === lastAnswer) return;
-      lastAnswer = answer;
-      const policy = compileIntentions(intentions, { defaultAllow });
-      if (policy.problems.length > 0) options.onProblems?.(policy.problems);
-      const isFirst = !current;
-      current = policy;
-      options.onPolicy?.(policy);
-      if (isFirst) first.resolve(policy);
+      const latest = () => apply(intentions, defaultAllow);
+      if (reset && current && !holding) {
+        const timer = setTimeout(() => {
+          const last = holding!.latest;
+          holding = undefined;
+          last();
+        }, resetGraceMs);
+        timer.unref();
+        holding = { timer, latest };
+        return;
+      }
+      if (holding) {
+        holding.latest = latest;
+        return;
+      }
+      latest();
     },
     options,
   );
@@ -67,6 +94,9 @@ export function watchIntentions(consul: ConsulClient, options: IntentionsWatchOp
     get lastError() {
       return query.lastError;
     },
-    close: () => query.close(),
+    close() {
+      if (holding) clearTimeout(holding.timer);
+      query.close();
+    },
   };
 }

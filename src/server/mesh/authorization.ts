@@ -42,7 +42,7 @@ export function meshAuthorization(options: MeshAuthorizationOptions): Intercepto
   const destination = options.identity.service;
   const logIntervalMs = options.logIntervalMs ?? 60_000;
   const lastLogged = new Map<string, number>();
-  const refuse = (source: string, reason: DenyReason | UnauthenticatedReason | "not-ready", code: Code, message: string): never => {
+  const refuse = (source: string, reason: DenyReason | UnauthenticatedReason | "not_ready", code: Code, message: string): never => {
     denials.inc({ source, reason });
     const key = `${source}\u0000${reason}`;
     const now = performance.now();
@@ -59,7 +59,7 @@ export function meshAuthorization(options: MeshAuthorizationOptions): Intercepto
     if (openServices.has(request.service.typeName)) return next(request);
     const material = options.identity.current();
     const policy = options.intentions.policy();
-    if (!material || !policy) return refuse("", "not-ready", Code.Unavailable, `${destination} has not yet read its mesh identity and intentions from Consul`);
+    if (!material || !policy) return refuse("", "not_ready", Code.Unavailable, `${destination} has not yet read its mesh identity and intentions from Consul`);
     const peer = meshPeerOf(request.contextValues.get(callConnectionKey), material.trustDomain);
     if (!peer.id) return refuse("", peer.reason, Code.Unauthenticated, `${peer.detail}`);
     const source = peer.id.service;

@@ -3,7 +3,7 @@ import { spiffeIdOf, type SpiffeServiceId } from "../../platform/mesh/spiffe.js"
 import type { CallConnection } from "../call-connection.js";
 
 /** Why a connection carries no mesh identity: a small, fixed set (it is a metric label). */
-export type UnauthenticatedReason = "no-certificate" | "untrusted-certificate" | "no-spiffe-id" | "foreign-trust-domain";
+export type UnauthenticatedReason = "no_certificate" | "untrusted_certificate" | "no_spiffe_id" | "foreign_trust_domain";
 
 /** MeshPeer is who is calling on a connection: a service of this mesh, or nobody, and why. */
 export type MeshPeer = { id: SpiffeServiceId; reason?: undefined } | { id?: undefined; reason: UnauthenticatedReason; detail: string };
@@ -19,7 +19,7 @@ const peers = new WeakMap<object, MeshPeer>();
  * reach grpc.health.v1; everything else is refused per call, with the reason.
  */
 export function meshPeerOf(connection: CallConnection | undefined, trustDomain: string): MeshPeer {
-  if (!connection) return { reason: "no-certificate", detail: "the call came on no TLS connection" };
+  if (!connection) return { reason: "no_certificate", detail: "the call came on no TLS connection" };
   let peer = peers.get(connection);
   if (!peer) {
     peer = readPeer(socketOf(connection), trustDomain);
@@ -34,13 +34,13 @@ function socketOf(connection: CallConnection): TLSSocket {
 
 function readPeer(socket: TLSSocket, trustDomain: string): MeshPeer {
   const certificate = typeof socket.getPeerX509Certificate === "function" ? socket.getPeerX509Certificate() : undefined;
-  if (!certificate) return { reason: "no-certificate", detail: "no client certificate: calls need a leaf certificate from Consul's mesh CA" };
+  if (!certificate) return { reason: "no_certificate", detail: "no client certificate: calls need a leaf certificate from Consul's mesh CA" };
   if (!socket.authorized) {
     const code = (socket.authorizationError as (Error & { code?: string }) | undefined)?.code ?? String(socket.authorizationError);
-    return { reason: "untrusted-certificate", detail: `the client certificate does not chain to this mesh's CA roots (${code})` };
+    return { reason: "untrusted_certificate", detail: `the client certificate does not chain to this mesh's CA roots (${code})` };
   }
   const id = spiffeIdOf(certificate);
-  if (!id) return { reason: "no-spiffe-id", detail: "the client certificate carries no SPIFFE service ID" };
-  if (id.trustDomain !== trustDomain) return { reason: "foreign-trust-domain", detail: `the client certificate's SPIFFE ID is of trust domain ${id.trustDomain}, not this mesh's` };
+  if (!id) return { reason: "no_spiffe_id", detail: "the client certificate carries no SPIFFE service ID" };
+  if (id.trustDomain !== trustDomain) return { reason: "foreign_trust_domain", detail: `the client certificate's SPIFFE ID is of trust domain ${id.trustDomain}, not this mesh's` };
   return { id };
 }
