@@ -14,6 +14,7 @@ import { serveMetrics, type MetricsEndpointOptions } from "./metrics-endpoint.js
 import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
+import { answerUnknownMethod } from "./unknown-method.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
@@ -101,6 +102,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
 
   let health: HealthStatus | undefined;
   let serviceNames: string[] = [];
+  // Every service mounted (health and reflection too): what an unknown method's answer names.
+  let servedServices: ReadonlySet<string> = new Set();
   let leanGrpc: GrpcStreamHandler | undefined;
   const readMaxBytes = options.readMaxBytes ?? fourMebibytes;
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
@@ -118,7 +121,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     writeMaxBytes,
     interceptors,
     shutdownSignal: forceShutdown.signal,
-    // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
+    // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port, and
+    // gRPC calls of methods not served (UNIMPLEMENTED, as gRPC servers answer them).
     fallback(request, untypedResponse) {
       // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
       const response = untypedResponse as http.ServerResponse;
@@ -126,6 +130,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
         serveMetrics(options.metrics, request as http.IncomingMessage, response, options.metricsAccess);
         return;
       }
+      if (answerUnknownMethod(request, response, servedServices)) return;
       response.writeHead(404);
       response.end();
     },
@@ -137,6 +142,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       health = createHealthStatus(serviceNames);
       healthRoutes(health, draining.signal)(router);
       reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
+      servedServices = new Set(router.handlers.map((h) => h.service.typeName));
       if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes });
     },
   });

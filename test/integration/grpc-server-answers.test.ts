@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { Registry } from "prom-client";
+import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
+import { grpcFrame, rawCall, rawExchange } from "../support/raw-grpc.js";
+
+const echoRequest = (message: string) => grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message })));
+
+const codec = <T extends DescMessage>(schema: T) => ({
+  serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
+  deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
+});
+
+/** One unary Echo call from a grpc-js client: the reply, or the status it failed with. */
+function grpcJsEcho(client: grpc.Client, path: string, message: string, deadlineMs = 10_000) {
+  return new Promise<{ message?: string; code?: number; details?: string; ms: number; headers?: grpc.Metadata }>((resolve) => {
+    const started = performance.now();
+    let headers: grpc.Metadata | undefined;
+    const call = client.makeUnaryRequest(path, codec(EchoRequestSchema).serialize, codec(EchoResponseSchema).deserialize, create(EchoRequestSchema, { message }), { deadline: Date.now() + deadlineMs }, (error, reply) =>
+      resolve(error ? { code: error.code, details: error.details, ms: performance.now() - started } : { message: reply!.message, ms: performance.now() - started, ...(headers ? { headers } : {}) }),
+    );
+    call.on("metadata", (metadata) => (headers = metadata));
+  });
+}
+
+
+/**
+ * gRPC answers as grpc-go and grpc-js servers give them (issue 23), checked on both of the
+ * host's paths: the lean gRPC path and connect-node (leanGrpcPath: false), over real HTTP/2
+ * connections, with grpc-js clients and with a raw HTTP/2 client for what a library hides.
+ */
+describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on both paths", function () {
+  this.timeout(60_000);
+  /** Requests whose handler ran, by message. */
+  const handled: string[] = [];
+  /** Streams whose handler's generator was finalized (its `finally` ran), by message. */
+  const finalized: string[] = [];
+
+  const routes = (router: ConnectRouter) =>
+    router.service(EchoService, {
+      echo(request, context) {
+        handled.push(request.message);
+        if (request.message === "bin") {
+          for (const value of ["AAEC", "AwQF"]) {
+            context.responseHeader.append("x-data-bin", value);
+            context.responseTrailer.append("x-more-bin", value);
+          }
+        }
+        return { message: request.message };
+      },
+      async *echoStream(request) {
+        try {
+          for (let sequence = 1; request.count === 0 || sequence <= request.count; sequence++) yield { message: request.message, sequence };
+        } finally {
+          finalized.push(request.message);
+        }
+      },
+    });
+
+  const hosts: ServerHost[] = [];
+  const start = async (options: Partial<ServerHostOptions> = {}) => {
+    const host = await startServerHost({ routes, ...options });
+    hosts.push(host);
+    return host;
+  };
+  let lean: ServerHost, connectNode: ServerHost;
+  const both = () =>
+    [
+      ["lean", lean],
+      ["connect-node", connectNode],
+    ] as const;
+  before(async () => {
+    lean = await start({ metrics: new Registry() });
+    connectNode = await start({ leanGrpcPath: false, metrics: new Registry() });
+  });
+  after(async () => {
+    await Promise.all(hosts.map((host) => host.drain(1000)));
+  });
+
+  it("answers an unknown service or method UNIMPLEMENTED, trailers-only, naming it as grpc-go does", async () => {
+    for (const [name, host] of both()) {
+      for (const [path, message] of [
+        ["/no.such.v1.Service/Method", "unknown service no.such.v1.Service"],
+        [`/${EchoService.typeName}/DeleteEverything`, `unknown method DeleteEverything for service ${EchoService.typeName}`],
+      ] as const) {
+        const answer = await rawExchange(host.port, path, { body: echoRequest("x") });
+        assert.equal(answer.headers[":status"], 200, `${name} ${path}`);
+        assert.equal(answer.headers["content-type"], "application/grpc", `${name} ${path}`);
+        assert.equal(answer.headers["grpc-status"], "12", `${name} ${path}`);
+        assert.equal(decodeURIComponent(String(answer.headers["grpc-message"])), message, `${name} ${path}`);
+        assert.equal(answer.trailers, undefined, `${name} ${path}: not trailers-only`);
+        assert.equal(answer.body.length, 0, `${name} ${path}`);
+        // grpc-js reads it as such.
+        const client = new grpc.Client(`127.0.0.1:${host.port}`, grpc.credentials.createInsecure());
+        try {
+          const failure = await grpcJsEcho(client, path, "x");
+          assert.deepEqual([failure.code, failure.details], [grpc.status.UNIMPLEMENTED, message], `${name} ${path} via grpc-js`);
+        } finally {
+          client.close();
+        }
+      }
+      // gRPC-Web, over HTTP/2 and HTTP/1.1: the same status, in the headers of an empty answer.
+      const web = await rawExchange(host.port, "/no.such.v1.Service/Method", { body: echoRequest("x"), headers: { "content-type": "application/grpc-web+proto" } });
+      assert.deepEqual([web.headers[":status"], web.headers["grpc-status"], web.body.length], [200, "12", 0], `${name} gRPC-Web`);
+      const webHttp1 = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        const request = http.request({ host: "127.0.0.1", port: host.port, method: "POST", path: "/no.such.v1.Service/Method", headers: { "content-type": "application/grpc-web+proto" } }, resolve);
+        request.on("error", reject);
+        request.end(echoRequest("x"));
+      });
+      webHttp1.resume();
+      assert.deepEqual(
+        [webHttp1.statusCode, webHttp1.headers["grpc-status"], decodeURIComponent(String(webHttp1.headers["grpc-message"]))],
+        [200, "12", "unknown service no.such.v1.Service"],
+        `${name} gRPC-Web over HTTP/1.1`,
+      );
+      // Connect, and anything that is not an RPC, keep connect-node's answer; /metrics still works.
+      const connect = await rawCall(host.port, "/no.such.v1.Service/Method", Buffer.from("{}"), "application/json");
+      assert.equal(connect.httpStatus, 404, `${name} Connect`);
+      const metrics = await fetch(`http://127.0.0.1:${host.port}/metrics`);
+      assert.equal(metrics.status, 200, `${name} /metrics`);
+      await metrics.text();
+    }
+  });
+
+});
