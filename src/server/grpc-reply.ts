@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { addHeaders, frame, prefix } from "./grpc-wire.js";
+import { closeEarly } from "./close-early.js";
 
 /** From this size on, a message is written after its prefix as it is, rather than copied behind it. */
 const copyLimitBytes = 1024;
@@ -36,9 +37,9 @@ export class GrpcReply {
         return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
       }
       // A request still sending (an oversized or extra message was refused, a bad header
-      // answered before the body was read): its rest is read and dropped, as connect-node does,
-      // so the stream can close (an RST_STREAM here raced the trailers). Nothing is buffered.
-      if (!stream.readableEnded) stream.resume();
+      // answered before the body was read, the deadline passed): the stream is closed after the
+      // trailers (RST_STREAM NO_ERROR), as connect-node and grpc-go do, rather than its rest read.
+      closeEarly(stream);
     });
   }
 

@@ -1,5 +1,6 @@
 import type http from "node:http";
-import http2 from "node:http2";
+import type http2 from "node:http2";
+import { closeEarly } from "./close-early.js";
 
 /**
  * answerUnknownMethod answers a gRPC or gRPC-Web request for a method this server does not serve
@@ -49,19 +50,4 @@ export function unknownMethodMessage(path: string, services: ReadonlySet<string>
   if (slash < 0) return `malformed method name: ${JSON.stringify(path)}`;
   const service = name.slice(0, slash);
   return services.has(service) ? `unknown method ${name.slice(slash + 1)} for service ${service}` : `unknown service ${service}`;
-}
-
-/**
- * closeEarly ends the receiving half of a stream the server has answered while the client may
- * still be sending: RST_STREAM with NO_ERROR once the answer is out, which tells the client to
- * stop sending without failing its call (RFC 9113, section 8.1; gRPC's PROTOCOL-HTTP2.md does
- * the same for a response before the end of the request). Reading the rest of an unwanted body
- * instead would keep the stream open as long as the client keeps writing.
- */
-export function closeEarly(stream: http2.ServerHttp2Stream): void {
-  // After the frames already queued for this stream (a setImmediate from the 'wantTrailers'
-  // listener runs after Node has handed the trailers on).
-  setImmediate(() => {
-    if (!stream.destroyed && stream.state.remoteClose === 0) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-  });
 }

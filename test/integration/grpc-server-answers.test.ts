@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import http from "node:http";
+import http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -8,6 +9,7 @@ import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/me
 import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
 import { grpcFrame, rawCall, rawExchange } from "../support/raw-grpc.js";
 
+const echoPath = `/${EchoService.typeName}/Echo`;
 const echoRequest = (message: string) => grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message })));
 
 const codec = <T extends DescMessage>(schema: T) => ({
@@ -123,6 +125,38 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
       const metrics = await fetch(`http://127.0.0.1:${host.port}/metrics`);
       assert.equal(metrics.status, 200, `${name} /metrics`);
       await metrics.text();
+    }
+  });
+
+  it("closes a refused request's stream after its trailers (RST_STREAM NO_ERROR) instead of reading the rest", async () => {
+    const oversized = Buffer.concat([grpcFrame(Buffer.alloc(0), 5 * 1024 * 1024), Buffer.alloc(1024, 1)]);
+    // A whole message flagged compressed, in a call that named no encoding; the client then
+    // sends nothing more and never ends its body.
+    const badFlag = Buffer.concat([Buffer.from([1, 0, 0, 0, 100]), Buffer.alloc(100, 1)]);
+    for (const [name, host] of both()) {
+      for (const [what, body, code] of [
+        ["over the receive limit", oversized, "8"],
+        ["compressed flag without an encoding", badFlag, "13"],
+      ] as const) {
+        // The client never finishes its body: only the server can close the stream.
+        const answer = await rawExchange(host.port, echoPath, { body, keepOpen: true, waitMs: 3000 });
+        assert.equal(answer.trailers?.["grpc-status"], code, `${name}, ${what}: ${JSON.stringify(answer.trailers)}`);
+        assert.ok(answer.closed, `${name}, ${what}: the stream stayed open, the server waiting for the rest of the body`);
+        assert.equal(answer.rstCode, http2.constants.NGHTTP2_NO_ERROR, `${name}, ${what}`);
+      }
+    }
+  });
+
+  it("refuses a request over 4 MiB from a client allowed to send it with RESOURCE_EXHAUSTED at once, not at the deadline", async () => {
+    for (const [name, host] of both()) {
+      const client = new grpc.Client(`127.0.0.1:${host.port}`, grpc.credentials.createInsecure(), { "grpc.max_send_message_length": -1 });
+      try {
+        const answer = await grpcJsEcho(client, echoPath, "x".repeat(5 * 1024 * 1024), 10_000);
+        assert.equal(answer.code, grpc.status.RESOURCE_EXHAUSTED, `${name}: ${answer.code} ${answer.details}`);
+        assert.ok(answer.ms < 3000, `${name}: answered after ${Math.round(answer.ms)} ms`);
+      } finally {
+        client.close();
+      }
     }
   });
 
