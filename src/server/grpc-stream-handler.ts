@@ -156,6 +156,8 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   const kind = spec.kind === "unary" ? "unary" : "server-streaming";
   readSingleMessage(stream, readMaxBytes, kind)
     .then(async (bytes) => {
+      // Answered already (the deadline passed while the body was arriving): the handler never starts.
+      if (reply.finished) return;
       let message;
       try {
         message = fromBinary(method.input, bytes);

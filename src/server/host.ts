@@ -15,6 +15,7 @@ import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { answerUnknownMethod } from "./unknown-method.js";
+import { skipEndedCalls } from "./skip-ended-calls.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
@@ -111,7 +112,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
   // Adjacent observing interceptors (tracing, metrics, error mapping, deadline) run as one layer.
   const given = fuseObservers(options.interceptors ?? []);
-  const interceptors = keepContextInStreams(given);
+  const interceptors = [...keepContextInStreams(given), skipEndedCalls];
   const leanInterceptors = recordStreamContext(given);
   const handler = connectNodeAdapter({
     grpc: true,

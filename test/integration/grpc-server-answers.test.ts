@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -125,6 +126,25 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
       const metrics = await fetch(`http://127.0.0.1:${host.port}/metrics`);
       assert.equal(metrics.status, 200, `${name} /metrics`);
       await metrics.text();
+    }
+  });
+
+  it("never starts a handler for a call already answered DEADLINE_EXCEEDED", async () => {
+    for (const [name, host] of both()) {
+      const message = `late-${name}`;
+      const body = echoRequest(message);
+      const answer = await rawExchange(host.port, echoPath, {
+        body: body.subarray(0, 3),
+        keepOpen: true,
+        headers: { "grpc-timeout": "50m" },
+        during: (request) =>
+          void setTimeout(() => {
+            if (!request.closed) request.end(body.subarray(3));
+          }, 300),
+      });
+      assert.equal(answer.trailers?.["grpc-status"] ?? answer.headers["grpc-status"], "4", `${name}: ${JSON.stringify(answer.trailers ?? answer.headers)}`);
+      await sleep(200);
+      assert.ok(!handled.includes(message), `${name}: the handler ran after the deadline had passed`);
     }
   });
 
