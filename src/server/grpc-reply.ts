@@ -68,6 +68,22 @@ export class GrpcReply {
     });
   }
 
+  /**
+   * expire ends the call at its deadline with `error`'s trailers, when they can go out now. When
+   * messages are still waiting for the peer's flow-control window (a client that stopped
+   * reading), the trailers would wait behind them for as long as the client does not read: the
+   * stream is reset with CANCEL instead, as grpc-java's and grpc-go's servers cancel an expired
+   * call's stream, so that the call ends at its deadline in every case.
+   */
+  expire(error: ConnectError): void {
+    if (!this.finished && this.stream.writableLength > 0) {
+      this.finished = true;
+      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    this.end(error);
+  }
+
   /** end finishes the call with OK, or with `error` (a non-ConnectError becomes INTERNAL, as in connect-node). */
   end(error?: unknown): void {
     if (this.finished) return;

@@ -150,7 +150,11 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   });
   if (timeout.error) return finish(timeout.error);
   if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= maxTimerMs) {
-    timer = setTimeout(() => finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+    timer = setTimeout(() => {
+      const expired = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+      reply.expire(expired);
+      finish(expired);
+    }, timeout.timeoutMs);
   }
 
   const kind = spec.kind === "unary" ? "unary" : "server-streaming";
@@ -191,7 +195,7 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
 async function writeAll(messages: AsyncIterable<UnaryResponse["message"]>, output: DescMessage, reply: GrpcReply): Promise<void> {
   const iterator = messages[Symbol.asyncIterator]();
   try {
-    for (;;) {
+    while (!reply.finished) {
       const next = await iterator.next();
       if (next.done || reply.finished) break;
       if (!reply.send(toBinary(output, next.value))) await reply.drained();

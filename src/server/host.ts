@@ -3,7 +3,8 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+// The type of the request listener the servers below take (createNodeAdapter's is one).
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -16,6 +17,7 @@ import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-h
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { answerUnknownMethod } from "./unknown-method.js";
 import { skipEndedCalls } from "./skip-ended-calls.js";
+import { createNodeAdapter } from "./node-adapter.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
@@ -114,7 +116,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   const given = fuseObservers(options.interceptors ?? []);
   const interceptors = [...keepContextInStreams(given), skipEndedCalls];
   const leanInterceptors = recordStreamContext(given);
-  const handler = connectNodeAdapter({
+  const handler = createNodeAdapter({
     grpc: true,
     grpcWeb: true,
     connect: true,
@@ -124,15 +126,14 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     shutdownSignal: forceShutdown.signal,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port, and
     // gRPC calls of methods not served (UNIMPLEMENTED, as gRPC servers answer them).
-    fallback(request, untypedResponse) {
-      // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
-      const response = untypedResponse as http.ServerResponse;
+    fallback(request, response) {
       if (options.metrics && request.method === "GET" && request.url?.split("?")[0] === "/metrics") {
-        serveMetrics(options.metrics, request as http.IncomingMessage, response, options.metricsAccess);
+        // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
+        serveMetrics(options.metrics, request as http.IncomingMessage, response as http.ServerResponse, options.metricsAccess);
         return;
       }
       if (answerUnknownMethod(request, response, servedServices)) return;
-      response.writeHead(404);
+      (response as http.ServerResponse).writeHead(404);
       response.end();
     },
     routes(connectRouter) {

@@ -1,6 +1,6 @@
 import type http from "node:http";
-import type http2 from "node:http2";
 import { closeEarly } from "./close-early.js";
+import type { NodeRequest, NodeResponse } from "./node-adapter.js";
 
 /**
  * answerUnknownMethod answers a gRPC or gRPC-Web request for a method this server does not serve
@@ -13,11 +13,7 @@ import { closeEarly } from "./close-early.js";
  *
  * `services` are the fully-qualified names of the services the host serves.
  */
-export function answerUnknownMethod(
-  request: http.IncomingMessage | http2.Http2ServerRequest,
-  response: http.ServerResponse | http2.Http2ServerResponse,
-  services: ReadonlySet<string>,
-): boolean {
+export function answerUnknownMethod(request: NodeRequest, response: NodeResponse, services: ReadonlySet<string>): boolean {
   const contentType = request.headers["content-type"] ?? "";
   if (request.method !== "POST" || !contentType.startsWith("application/grpc")) return false;
   const responseType = contentType.startsWith("application/grpc-web-text")
@@ -37,7 +33,7 @@ export function answerUnknownMethod(
     stream.respond({ ":status": 200, ...headers }, { endStream: true });
     closeEarly(stream);
   } else {
-    response.writeHead(200, headers);
+    (response as http.ServerResponse).writeHead(200, headers);
     response.end();
   }
   return true;

@@ -6,12 +6,14 @@ import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Registry } from "prom-client";
-import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { EchoRequestSchema, EchoResponseSchema, EchoService, EchoStreamRequestSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
 import { grpcFrame, rawCall, rawExchange } from "../support/raw-grpc.js";
 
 const echoPath = `/${EchoService.typeName}/Echo`;
+const streamPath = `/${EchoService.typeName}/EchoStream`;
 const echoRequest = (message: string) => grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message })));
+const streamRequest = (message: string, count: number) => grpcFrame(toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message, count })));
 
 const codec = <T extends DescMessage>(schema: T) => ({
   serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
@@ -126,6 +128,24 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
       const metrics = await fetch(`http://127.0.0.1:${host.port}/metrics`);
       assert.equal(metrics.status, 200, `${name} /metrics`);
       await metrics.text();
+    }
+  });
+
+  it("ends a server stream whose client stopped reading when the deadline passes, and finalizes the handler", async () => {
+    for (const [name, host] of both()) {
+      const message = `unread-${name}`;
+      const answer = await rawExchange(host.port, streamPath, {
+        body: streamRequest(message, 0),
+        headers: { "grpc-timeout": "300m" },
+        settings: { initialWindowSize: 1024 },
+        pause: true,
+        waitMs: 3000,
+      });
+      assert.ok(answer.closed, `${name}: the stream was still open ${Math.round(answer.elapsedMs)} ms after a 300 ms deadline`);
+      assert.ok(answer.trailers?.["grpc-status"] === "4" || answer.rstCode === http2.constants.NGHTTP2_CANCEL, `${name}: trailers ${JSON.stringify(answer.trailers)}, RST_STREAM ${answer.rstCode}`);
+      assert.ok(answer.elapsedMs < 1500, `${name}: closed after ${Math.round(answer.elapsedMs)} ms`);
+      await sleep(100);
+      assert.ok(finalized.includes(message), `${name}: the handler's generator was not finalized`);
     }
   });
 
