@@ -17,7 +17,7 @@ import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-h
 import { routeHttp2Streams } from "./http2-stream-routing.js";
 import { answerUnknownMethod } from "./unknown-method.js";
 import { skipEndedCalls } from "./skip-ended-calls.js";
-import { createNodeAdapter } from "./node-adapter.js";
+import { createNodeAdapter, type HostLog } from "./node-adapter.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
@@ -66,6 +66,14 @@ export interface ServerHostOptions {
    * false sends every call through connect-node (kept for comparison and as an escape hatch).
    */
   leanGrpcPath?: boolean;
+  /**
+   * Where the host reports what fails outside every handler, such as an answer it could not
+   * write: at error level, or at debug level when the client had gone away (a reset stream, a
+   * closed connection), which is no fault of the server. A pino Logger fits (runService passes
+   * its own). Default: errors to stderr (console.error, as connect-node prints them), the rest
+   * nowhere.
+   */
+  log?: HostLog;
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -86,6 +94,8 @@ export interface ServerHost {
 }
 
 const fourMebibytes = 4 * 1024 * 1024;
+
+const stderrLog: HostLog = { debug: () => undefined, error: (fields, message) => console.error(message, fields) };
 
 /**
  * startServerHost serves `routes` with grpc.health.v1 and server reflection (v1 and v1alpha)
@@ -124,6 +134,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     writeMaxBytes,
     interceptors,
     shutdownSignal: forceShutdown.signal,
+    log: options.log ?? stderrLog,
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port, and
     // gRPC calls of methods not served (UNIMPLEMENTED, as gRPC servers answer them).
     fallback(request, response) {

@@ -9,12 +9,20 @@ export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
 export type NodeRequest = Parameters<NodeHandler>[0];
 export type NodeResponse = Parameters<NodeHandler>[1];
 
+/** Where the host reports what fails outside every handler: a pino Logger fits. */
+export interface HostLog {
+  debug(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
 /** NodeAdapterOptions configure `createNodeAdapter`: connect's router options and these. */
 export interface NodeAdapterOptions extends ConnectRouterOptions {
   /** Mounts the services. */
   routes: (router: ConnectRouter) => void;
   /** Serves what no route matches. */
   fallback: NodeHandler;
+  /** Where an answer that could not be written is reported (see `createNodeAdapter`). */
+  log: HostLog;
 }
 
 /** setTimeout's largest delay (2^31-1 ms, about 24.8 days); a longer deadline needs no timer. */
@@ -26,6 +34,11 @@ const maxTimerMs = 2 ** 31 - 1;
  * callers on top:
  * - At the call's deadline, an HTTP/2 response still waiting for the client's flow-control
  *   window is reset with CANCEL (see `resetBlockedAtDeadline`).
+ * - An answer that could not be written because the client went away (it reset the stream or
+ *   closed the connection: `write ECANCELED`, ERR_STREAM_DESTROYED, "Premature close",
+ *   ECONNRESET, ...) is logged at debug level: no fault of the server's. connect-node prints
+ *   every such failure but those it maps to ABORTED with console.error, a reset stream with data
+ *   still queued (`write ECANCELED`) among them. Any other failure is logged at error level.
  */
 export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
@@ -39,10 +52,23 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
     handler(universalRequest)
       .then((universalResponse) => universalResponseToNodeResponse(universalResponse, response))
       .catch((reason: unknown) => {
-        if (ConnectError.from(reason).code === Code.Aborted) return;
-        console.error(`handler for rpc ${handler.method.name} of ${handler.service.typeName} failed`, reason);
+        const fields = { err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` };
+        if (universalRequest.signal.aborted || isHangUp(reason)) options.log.debug(fields, "the client went away before its answer was written");
+        else options.log.error(fields, "writing an answer failed");
       });
   };
+}
+
+/** Node's codes for a stream or connection the other side ended, anywhere in an error's causes. */
+const hangUpCodes = new Set(["ECANCELED", "ECONNRESET", "EPIPE", "ERR_STREAM_DESTROYED", "ERR_STREAM_PREMATURE_CLOSE", "ERR_HTTP2_INVALID_STREAM", "ERR_HTTP2_STREAM_ERROR", "ERR_STREAM_WRITE_AFTER_END"]);
+
+function isHangUp(reason: unknown): boolean {
+  for (let error = reason, depth = 0; error instanceof Error && depth < 8; error = error.cause, depth++) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && hangUpCodes.has(code)) return true;
+    if (error instanceof ConnectError && error.code === Code.Aborted) return true;
+  }
+  return false;
 }
 
 /**

@@ -147,6 +147,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const runtime = await definition.start(config, { instanceId, log, consul });
   const server = await startServerHost({
     routes: runtime.routes,
+    log,
     host,
     port,
     handshakeTimeoutMs,

@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import http2 from "node:http2";
+import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { EchoRequestSchema, EchoResponseSchema, EchoService, EchoStreamRequestSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { createLogger } from "../../src/platform/log.js";
+import { errorMapping } from "../../src/server/interceptors/errors.js";
 import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
 import { grpcFrame, rawCall, rawExchange } from "../support/raw-grpc.js";
 
@@ -200,4 +203,41 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
     }
   });
 
+  it("logs a client's hang-up at debug, not at error", async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const log = createLogger("hang-ups", {}, new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string }), done()) }));
+    log.level = "debug";
+    const printed: unknown[][] = [];
+    const consoleError = console.error;
+    console.error = (...args: unknown[]) => void printed.push(args);
+    try {
+      for (const leanGrpcPath of [true, false]) {
+        const host = await start({ leanGrpcPath, log, interceptors: [errorMapping(log)] });
+        // A stream the client stops reading, then resets (while the server still has data to write).
+        for (const contentType of ["application/grpc", "application/grpc-web+proto", "application/connect+proto"]) {
+          const body = contentType.startsWith("application/connect") ? Buffer.concat([Buffer.from([0]), streamRequest("y".repeat(10_000), 100).subarray(1)]) : streamRequest("y".repeat(10_000), 100);
+          await rawExchange(host.port, streamPath, {
+            body,
+            headers: { "content-type": contentType },
+            settings: { initialWindowSize: 1024 },
+            pause: true,
+            during: (request) => void setTimeout(() => request.close(http2.constants.NGHTTP2_CANCEL), 100),
+          });
+        }
+        await sleep(200);
+      }
+    } finally {
+      console.error = consoleError;
+    }
+    assert.deepEqual(printed, [], "printed to stderr");
+    assert.ok(
+      lines.some((line) => line.level === 20 && line.msg === "the client went away before its answer was written"),
+      "the hang-ups were not logged at debug",
+    );
+    assert.deepEqual(
+      lines.filter((line) => line.level > 20),
+      [],
+      "logged above debug",
+    );
+  });
 });
