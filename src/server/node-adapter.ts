@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import { Code, ConnectError, createConnectRouter, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse, type connectNodeAdapter } from "@connectrpc/connect-node";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { binaryValuesApart, checkEnvelopeFlags } from "./grpc-wire.js";
 
 /** A request listener for http.Server, http2.Http2Server and http2.Http2SecureServer alike (connect-node's). */
 export type NodeHandler = ReturnType<typeof connectNodeAdapter>;
@@ -34,6 +35,9 @@ const maxTimerMs = 2 ** 31 - 1;
  * callers on top:
  * - At the call's deadline, an HTTP/2 response still waiting for the client's flow-control
  *   window is reset with CANCEL (see `resetBlockedAtDeadline`).
+ * - A gRPC request message whose compressed-flag byte is neither 0 nor 1 fails with INTERNAL
+ *   (`checkEnvelopeFlags`), and a repeated `-bin` header's values go out as separate values
+ *   (`binaryValuesApart`), as on the lean gRPC path.
  * - An answer that could not be written because the client went away (it reset the stream or
  *   closed the connection: `write ECANCELED`, ERR_STREAM_DESTROYED, "Premature close",
  *   ECONNRESET, ...) is logged at debug level: no fault of the server's. connect-node prints
@@ -49,14 +53,26 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
     if (!handler) return options.fallback(request, response);
     if ("stream" in response) resetBlockedAtDeadline(response.stream, request.headers);
     const universalRequest = universalRequestFromNodeRequest(request, response, undefined, undefined);
+    if (isGrpc(request.headers["content-type"]) && isByteStream(universalRequest.body)) universalRequest.body = checkEnvelopeFlags(universalRequest.body);
     handler(universalRequest)
-      .then((universalResponse) => universalResponseToNodeResponse(universalResponse, response))
+      .then((universalResponse) =>
+        universalResponseToNodeResponse({ ...universalResponse, header: binaryValuesApart(universalResponse.header), trailer: binaryValuesApart(universalResponse.trailer) }, response),
+      )
       .catch((reason: unknown) => {
         const fields = { err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` };
         if (universalRequest.signal.aborted || isHangUp(reason)) options.log.debug(fields, "the client went away before its answer was written");
         else options.log.error(fields, "writing an answer failed");
       });
   };
+}
+
+/** gRPC, not gRPC-Web: "application/grpc", "application/grpc+proto", ... */
+function isGrpc(contentType: string | undefined): boolean {
+  return contentType !== undefined && contentType.startsWith("application/grpc") && !contentType.startsWith("application/grpc-web");
+}
+
+function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
+  return typeof body === "object" && body !== null && Symbol.asyncIterator in body;
 }
 
 /** Node's codes for a stream or connection the other side ended, anywhere in an error's causes. */

@@ -203,6 +203,26 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
     }
   });
 
+  it("sends repeated -bin headers and trailers as separate values", async () => {
+    for (const [name, host] of both()) {
+      const answer = await rawExchange(host.port, echoPath, { body: echoRequest("bin") });
+      const values = (raw: string[], key: string) => raw.filter((_, i) => i % 2 === 1 && raw[i - 1] === key);
+      assert.deepEqual(values(answer.rawHeaders, "x-data-bin"), ["AAEC", "AwQF"], `${name}: headers ${JSON.stringify(answer.rawHeaders)}`);
+      assert.deepEqual(values(answer.rawTrailers, "x-more-bin"), ["AAEC", "AwQF"], `${name}: trailers ${JSON.stringify(answer.rawTrailers)}`);
+    }
+  });
+
+  it("refuses a message whose compressed-flag byte is neither 0 nor 1 with INTERNAL", async () => {
+    for (const flag of [2, 0x80, 0xff]) {
+      const body = echoRequest("flagged");
+      body[0] = flag;
+      const [fromLean, fromConnect] = await Promise.all([rawCall(lean.port, echoPath, body), rawCall(connectNode.port, echoPath, body)]);
+      assert.deepEqual(fromLean, { httpStatus: 200, grpcStatus: 13, grpcMessage: `protocol error: compressed-flag ${flag} is neither 0 nor 1` }, `flag ${flag}`);
+      assert.deepEqual(fromConnect, fromLean, `flag ${flag}: connect-node answered otherwise`);
+    }
+    assert.ok(!handled.includes("flagged"), "a handler ran");
+  });
+
   it("logs a client's hang-up at debug, not at error", async () => {
     const lines: { level: number; msg: string }[] = [];
     const log = createLogger("hang-ups", {}, new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(JSON.parse(chunk.toString()) as { level: number; msg: string }), done()) }));
