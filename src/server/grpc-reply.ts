@@ -1,4 +1,6 @@
 import http2 from "node:http2";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { addHeaders, frame, prefix } from "./grpc-wire.js";
@@ -8,6 +10,8 @@ import { closeEarly } from "./close-early.js";
 const copyLimitBytes = 1024;
 
 const contentTypeProto = "application/grpc+proto";
+
+const gzip = promisify(zlib.gzip);
 
 /**
  * GrpcReply writes one gRPC response on an HTTP/2 stream: headers before the first message (so
@@ -28,6 +32,8 @@ export class GrpcReply {
     private readonly responseHeader: Headers,
     private readonly responseTrailer: Headers,
     private readonly writeMaxBytes: number,
+    /** Messages of at least this many bytes go out gzipped; undefined: none (the caller does not accept gzip, or compression is off). */
+    private readonly compressMinBytes: number | undefined,
   ) {
     // Trailers are sent when the last DATA frame is out, which is only known asynchronously.
     stream.on("wantTrailers", () => {
@@ -43,16 +49,39 @@ export class GrpcReply {
     });
   }
 
-  /** send writes one serialized message; false when the peer is slow and `drained()` should be awaited. */
+  /** compresses: whether `message` is to go out gzipped, with `sendCompressed` rather than `send`. */
+  compresses(message: Uint8Array): boolean {
+    return this.compressMinBytes !== undefined && message.byteLength >= this.compressMinBytes;
+  }
+
+  /** send writes one serialized message, uncompressed; false when the peer is slow and `drained()` should be awaited. */
   send(message: Uint8Array): boolean {
-    if (message.byteLength > this.writeMaxBytes) {
-      throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
-    }
+    this.checkSize(message);
     if (this.finished || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
     if (message.byteLength < copyLimitBytes) return this.stream.write(frame(message));
     this.stream.write(prefix(message.byteLength));
     return this.stream.write(message);
+  }
+
+  /**
+   * sendCompressed writes one serialized message gzipped (compressed on libuv's thread pool, as
+   * connect-node does); resolves false when the peer is slow and `drained()` should be awaited.
+   */
+  async sendCompressed(message: Uint8Array): Promise<boolean> {
+    this.checkSize(message);
+    const compressed = await gzip(message);
+    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
+    this.sendHeaders();
+    this.stream.write(prefix(compressed.byteLength, true));
+    return this.stream.write(compressed);
+  }
+
+  /** The limit applies to the serialized message, before any compression, as in connect-node. */
+  private checkSize(message: Uint8Array): void {
+    if (message.byteLength > this.writeMaxBytes) {
+      throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
+    }
   }
 
   /** Resolves when the stream can take more, or is gone. */
@@ -108,7 +137,10 @@ export class GrpcReply {
   }
 
   private headers(): http2.OutgoingHttpHeaders {
-    const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": contentTypeProto };
+    // As connect-node, the encoding is named once the caller accepts gzip, whether or not a
+    // message turns out large enough. (Two literals: no property added to the object per call.)
+    const headers: http2.OutgoingHttpHeaders =
+      this.compressMinBytes === undefined ? { ":status": 200, "content-type": contentTypeProto } : { ":status": 200, "content-type": contentTypeProto, "grpc-encoding": "gzip" };
     return addHeaders(headers, this.responseHeader);
   }
 

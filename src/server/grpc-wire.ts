@@ -10,10 +10,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /** Bytes before each message: a compressed flag and a big-endian 32-bit length. */
 const prefixBytes = 5;
 
-/** prefix is the 5-byte length prefix (uncompressed) of a message of `length` bytes. */
-export function prefix(length: number): Buffer {
+/** prefix is the 5-byte length prefix of a message of `length` bytes, flagged compressed or not. */
+export function prefix(length: number, compressed = false): Buffer {
   const head = Buffer.allocUnsafe(prefixBytes);
-  head[0] = 0;
+  head[0] = compressed ? 1 : 0;
   head.writeUInt32BE(length, 1);
   return head;
 }

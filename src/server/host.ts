@@ -67,6 +67,18 @@ export interface ServerHostOptions {
    */
   leanGrpcPath?: boolean;
   /**
+   * Compress response messages of at least `compressMinBytes` bytes when the caller accepts it
+   * (gRPC's `grpc-accept-encoding`, Connect's `accept-encoding`): gzip, or brotli where the
+   * caller prefers it (connect-node's two). Default true. false: no response is compressed;
+   * compressed requests are still accepted.
+   */
+  compression?: boolean;
+  /**
+   * The smallest response message compressed, in bytes. Default 1024, connect-node's own default:
+   * compressing smaller messages costs more CPU than it saves, and keeps tiny calls free of it.
+   */
+  compressMinBytes?: number;
+  /**
    * Where the host reports what fails outside every handler, such as an answer it could not
    * write: at error level, or at debug level when the client had gone away (a reset stream, a
    * closed connection), which is no fault of the server. A pino Logger fits (runService passes
@@ -94,6 +106,8 @@ export interface ServerHost {
 }
 
 const fourMebibytes = 4 * 1024 * 1024;
+/** connect's defaultCompressMinBytes (protocol/limit-io.ts), which it does not export. */
+const defaultCompressMinBytes = 1024;
 
 const stderrLog: HostLog = { debug: () => undefined, error: (fields, message) => console.error(message, fields) };
 
@@ -120,6 +134,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
   let leanGrpc: GrpcStreamHandler | undefined;
   const readMaxBytes = options.readMaxBytes ?? fourMebibytes;
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
+  const compressMinBytes = options.compression === false ? undefined : (options.compressMinBytes ?? defaultCompressMinBytes);
   // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
   // Adjacent observing interceptors (tracing, metrics, error mapping, deadline) run as one layer.
@@ -132,6 +147,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     connect: true,
     readMaxBytes,
     writeMaxBytes,
+    compressMinBytes,
     interceptors,
     shutdownSignal: forceShutdown.signal,
     log: options.log ?? stderrLog,
@@ -156,7 +172,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       healthRoutes(health, draining.signal)(router);
       reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
       servedServices = new Set(router.handlers.map((h) => h.service.typeName));
-      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes });
+      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes, compressMinBytes });
     },
   });
   if (!health) throw new Error("connect did not build the routes synchronously");

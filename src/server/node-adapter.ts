@@ -17,7 +17,9 @@ export interface HostLog {
 }
 
 /** NodeAdapterOptions configure `createNodeAdapter`: connect's router options and these. */
-export interface NodeAdapterOptions extends ConnectRouterOptions {
+export interface NodeAdapterOptions extends Omit<ConnectRouterOptions, "compressMinBytes"> {
+  /** Response messages of at least this many bytes are compressed when the caller accepts it; undefined: none is. */
+  compressMinBytes: number | undefined;
   /** Mounts the services. */
   routes: (router: ConnectRouter) => void;
   /** Serves what no route matches. */
@@ -35,6 +37,8 @@ const maxTimerMs = 2 ** 31 - 1;
  * callers on top:
  * - At the call's deadline, an HTTP/2 response still waiting for the client's flow-control
  *   window is reset with CANCEL (see `resetBlockedAtDeadline`).
+ * - With compression off (`compressMinBytes` undefined), no response is compressed, and none
+ *   names an encoding (connect-node names the one it negotiated all the same).
  * - A gRPC request message whose compressed-flag byte is neither 0 nor 1 fails with INTERNAL
  *   (`checkEnvelopeFlags`), and a repeated `-bin` header's values go out as separate values
  *   (`binaryValuesApart`), as on the lean gRPC path.
@@ -45,7 +49,8 @@ const maxTimerMs = 2 ** 31 - 1;
  *   still queued (`write ECANCELED`) among them. Any other failure is logged at error level.
  */
 export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
-  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options });
+  const compressing = options.compressMinBytes !== undefined;
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...options, compressMinBytes: options.compressMinBytes ?? Number.MAX_SAFE_INTEGER });
   options.routes(router);
   const paths = new Map(router.handlers.map((handler) => [handler.requestPath, handler]));
   return (request, response) => {
@@ -55,6 +60,11 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
     const universalRequest = universalRequestFromNodeRequest(request, response, undefined, undefined);
     if (isGrpc(request.headers["content-type"]) && isByteStream(universalRequest.body)) universalRequest.body = checkEnvelopeFlags(universalRequest.body);
     handler(universalRequest)
+      .then((universalResponse) => {
+        // No message is compressed: connect-node still names the encoding it negotiated.
+        if (!compressing) for (const name of encodingHeaders) universalResponse.header?.delete(name);
+        return universalResponse;
+      })
       .then((universalResponse) =>
         universalResponseToNodeResponse({ ...universalResponse, header: binaryValuesApart(universalResponse.header), trailer: binaryValuesApart(universalResponse.trailer) }, response),
       )
@@ -65,6 +75,9 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
       });
   };
 }
+
+/** The headers naming a streamed response's compression: gRPC's and gRPC-Web's, Connect's. */
+const encodingHeaders = ["grpc-encoding", "connect-content-encoding"];
 
 /** gRPC, not gRPC-Web: "application/grpc", "application/grpc+proto", ... */
 function isGrpc(contentType: string | undefined): boolean {

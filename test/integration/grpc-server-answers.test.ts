@@ -3,6 +3,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
+import { gunzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
@@ -25,16 +26,26 @@ const codec = <T extends DescMessage>(schema: T) => ({
 
 /** One unary Echo call from a grpc-js client: the reply, or the status it failed with. */
 function grpcJsEcho(client: grpc.Client, path: string, message: string, deadlineMs = 10_000) {
-  return new Promise<{ message?: string; code?: number; details?: string; ms: number; headers?: grpc.Metadata }>((resolve) => {
+  return new Promise<{ message?: string; code?: number; details?: string; ms: number }>((resolve) => {
     const started = performance.now();
-    let headers: grpc.Metadata | undefined;
-    const call = client.makeUnaryRequest(path, codec(EchoRequestSchema).serialize, codec(EchoResponseSchema).deserialize, create(EchoRequestSchema, { message }), { deadline: Date.now() + deadlineMs }, (error, reply) =>
-      resolve(error ? { code: error.code, details: error.details, ms: performance.now() - started } : { message: reply!.message, ms: performance.now() - started, ...(headers ? { headers } : {}) }),
+    client.makeUnaryRequest(path, codec(EchoRequestSchema).serialize, codec(EchoResponseSchema).deserialize, create(EchoRequestSchema, { message }), { deadline: Date.now() + deadlineMs }, (error, reply) =>
+      resolve(error ? { code: error.code, details: error.details, ms: performance.now() - started } : { message: reply!.message, ms: performance.now() - started }),
     );
-    call.on("metadata", (metadata) => (headers = metadata));
   });
 }
 
+/** The gRPC messages of a response body: each one's compressed flag and payload (gunzipped when flagged). */
+function messagesOf(body: Buffer): { flag: number; payload: Buffer }[] {
+  const messages = [];
+  for (let at = 0; at + 5 <= body.length; ) {
+    const flag = body[at]!;
+    const length = body.readUInt32BE(at + 1);
+    const raw = body.subarray(at + 5, at + 5 + length);
+    messages.push({ flag, payload: flag === 1 ? gunzipSync(raw) : raw });
+    at += 5 + length;
+  }
+  return messages;
+}
 
 /**
  * gRPC answers as grpc-go and grpc-js servers give them (issue 23), checked on both of the
@@ -200,6 +211,50 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
       } finally {
         client.close();
       }
+    }
+  });
+
+  it("compresses a response message of at least compressMinBytes with gzip when the client accepts it; compression: false turns it off", async () => {
+    const off = [
+      ["lean, compression off", await start({ compression: false })],
+      ["connect-node, compression off", await start({ leanGrpcPath: false, compression: false })],
+    ] as const;
+    const big = "z".repeat(5000);
+    for (const [name, host] of [...both(), ...off]) {
+      const compressing = !name.includes("off");
+      const accept = { "grpc-accept-encoding": "gzip" };
+      const unary = await rawExchange(host.port, echoPath, { body: echoRequest(big), headers: accept });
+      const [reply] = messagesOf(unary.body);
+      assert.equal(reply?.flag, compressing ? 1 : 0, `${name}: compressed flag of a 5000-byte reply`);
+      assert.equal(unary.headers["grpc-encoding"], compressing ? "gzip" : undefined, name);
+      assert.equal(fromBinary(EchoResponseSchema, reply!.payload).message, big, name);
+      assert.equal(unary.trailers?.["grpc-status"], "0", name);
+      const tiny = await rawExchange(host.port, echoPath, { body: echoRequest("hi"), headers: accept });
+      assert.equal(messagesOf(tiny.body)[0]?.flag, 0, `${name}: a tiny reply is never compressed`);
+      const streamed = await rawExchange(host.port, streamPath, { body: streamRequest(big, 3), headers: accept });
+      assert.deepEqual(
+        messagesOf(streamed.body).map((m) => m.flag),
+        compressing ? [1, 1, 1] : [0, 0, 0],
+        `${name}: stream`,
+      );
+      // Not accepted: never compressed.
+      const plain = await rawExchange(host.port, echoPath, { body: echoRequest(big) });
+      assert.equal(messagesOf(plain.body)[0]?.flag, 0, `${name}: compressed for a client that did not accept it`);
+      // A grpc-js client (it sends grpc-accept-encoding: identity,deflate,gzip) reads it.
+      const client = new grpc.Client(`127.0.0.1:${host.port}`, grpc.credentials.createInsecure());
+      try {
+        const answer = await grpcJsEcho(client, echoPath, big);
+        assert.equal(answer.message, big, `${name} via grpc-js: ${answer.code} ${answer.details}`);
+      } finally {
+        client.close();
+      }
+    }
+    // The threshold counts the serialized message: a field tag and a one-byte length here, then the text.
+    const threshold = [await start({ compressMinBytes: 100 }), await start({ leanGrpcPath: false, compressMinBytes: 100 })];
+    for (const host of threshold) {
+      const flags = [];
+      for (const size of [97, 98, 200]) flags.push(messagesOf((await rawExchange(host.port, echoPath, { body: echoRequest("q".repeat(size)), headers: { "grpc-accept-encoding": "gzip" } })).body)[0]?.flag);
+      assert.deepEqual(flags, [0, 1, 1], `compressMinBytes 100, leanGrpcPath ${host === threshold[0]}`);
     }
   });
 
