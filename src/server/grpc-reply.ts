@@ -44,8 +44,9 @@ export class GrpcReply {
       }
       // A request still sending (an oversized or extra message was refused, a bad header
       // answered before the body was read, the deadline passed): the stream is closed after the
-      // trailers (RST_STREAM NO_ERROR), as connect-node and grpc-go do, rather than its rest read.
-      closeEarly(stream);
+      // trailers (RST_STREAM NO_ERROR), as connect-node does, rather than its rest read. (A call
+      // that read its whole request, every ordinary one, schedules nothing.)
+      if (!stream.readableEnded) closeEarly(stream);
     });
   }
 
