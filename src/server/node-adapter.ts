@@ -63,11 +63,9 @@ export function createNodeAdapter(options: NodeAdapterOptions): NodeHandler {
       .then((universalResponse) => {
         // No message is compressed: connect-node still names the encoding it negotiated.
         if (!compressing) for (const name of encodingHeaders) universalResponse.header?.delete(name);
-        return universalResponse;
+        const { header, trailer } = universalResponse;
+        return universalResponseToNodeResponse({ ...universalResponse, header: binaryValuesApart(header), trailer: binaryValuesApart(trailer) }, response);
       })
-      .then((universalResponse) =>
-        universalResponseToNodeResponse({ ...universalResponse, header: binaryValuesApart(universalResponse.header), trailer: binaryValuesApart(universalResponse.trailer) }, response),
-      )
       .catch((reason: unknown) => {
         const fields = { err: reason, procedure: `${handler.service.typeName}/${handler.method.name}` };
         if (universalRequest.signal.aborted || isHangUp(reason)) options.log.debug(fields, "the client went away before its answer was written");
