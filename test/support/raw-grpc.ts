@@ -52,6 +52,8 @@ export interface RawExchange {
   /** The response's first header block, as Node merged it, and as sent (name, value, name, ...). */
   headers: http2.IncomingHttpHeaders;
   rawHeaders: string[];
+  /** True when the first header block ended the stream (END_STREAM): a trailers-only response. */
+  headersEndStream: boolean;
   /** The trailers, when a second header block came (none in a trailers-only response). */
   trailers: http2.IncomingHttpHeaders | undefined;
   rawTrailers: string[];
@@ -94,9 +96,11 @@ export async function rawExchange(port: number, path: string, options: RawExchan
   try {
     return await new Promise<RawExchange>((resolve) => {
       const request = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...options.headers });
-      const answer: RawExchange = { headers: {}, rawHeaders: [], trailers: undefined, rawTrailers: [], body: Buffer.alloc(0), rstCode: 0, closed: false, elapsedMs: 0 };
+      const answer: RawExchange = { headers: {}, rawHeaders: [], headersEndStream: false, trailers: undefined, rawTrailers: [], body: Buffer.alloc(0), rstCode: 0, closed: false, elapsedMs: 0 };
       const chunks: Buffer[] = [];
-      request.on("response", (headers, _flags, rawHeaders: string[]) => Object.assign(answer, { headers, rawHeaders }));
+      request.on("response", (headers, flags, rawHeaders: string[]) =>
+        Object.assign(answer, { headers, rawHeaders, headersEndStream: (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0 }),
+      );
       request.on("trailers", (trailers, _flags, rawTrailers: string[]) => Object.assign(answer, { trailers, rawTrailers }));
       request.on("data", (chunk: Buffer) => chunks.push(chunk));
       request.on("error", () => undefined);
