@@ -1,12 +1,17 @@
 import http2 from "node:http2";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { addHeaders, frame, prefix } from "./grpc-wire.js";
+import { closeEarly } from "./close-early.js";
 
 /** From this size on, a message is written after its prefix as it is, rather than copied behind it. */
 const copyLimitBytes = 1024;
 
 const contentTypeProto = "application/grpc+proto";
+
+const gzip = promisify(zlib.gzip);
 
 /**
  * GrpcReply writes one gRPC response on an HTTP/2 stream: headers before the first message (so
@@ -27,6 +32,8 @@ export class GrpcReply {
     private readonly responseHeader: Headers,
     private readonly responseTrailer: Headers,
     private readonly writeMaxBytes: number,
+    /** Messages of at least this many bytes go out gzipped; undefined: none (the caller does not accept gzip, or compression is off). */
+    private readonly compressMinBytes: number | undefined,
   ) {
     // Trailers are sent when the last DATA frame is out, which is only known asynchronously.
     stream.on("wantTrailers", () => {
@@ -36,22 +43,46 @@ export class GrpcReply {
         return stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR); // a trailer HTTP/2 forbids, set by a handler
       }
       // A request still sending (an oversized or extra message was refused, a bad header
-      // answered before the body was read): its rest is read and dropped, as connect-node does,
-      // so the stream can close (an RST_STREAM here raced the trailers). Nothing is buffered.
-      if (!stream.readableEnded) stream.resume();
+      // answered before the body was read, the deadline passed): the stream is closed after the
+      // trailers (RST_STREAM NO_ERROR), as connect-node does, rather than its rest read. (A call
+      // that read its whole request, every ordinary one, schedules nothing.)
+      if (!stream.readableEnded) closeEarly(stream);
     });
   }
 
-  /** send writes one serialized message; false when the peer is slow and `drained()` should be awaited. */
+  /** compresses: whether `message` is to go out gzipped, with `sendCompressed` rather than `send`. */
+  compresses(message: Uint8Array): boolean {
+    return this.compressMinBytes !== undefined && message.byteLength >= this.compressMinBytes;
+  }
+
+  /** send writes one serialized message, uncompressed; false when the peer is slow and `drained()` should be awaited. */
   send(message: Uint8Array): boolean {
-    if (message.byteLength > this.writeMaxBytes) {
-      throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
-    }
+    this.checkSize(message);
     if (this.finished || this.stream.destroyed || this.stream.closed) return true;
     this.sendHeaders();
     if (message.byteLength < copyLimitBytes) return this.stream.write(frame(message));
     this.stream.write(prefix(message.byteLength));
     return this.stream.write(message);
+  }
+
+  /**
+   * sendCompressed writes one serialized message gzipped (compressed on libuv's thread pool, as
+   * connect-node does); resolves false when the peer is slow and `drained()` should be awaited.
+   */
+  async sendCompressed(message: Uint8Array): Promise<boolean> {
+    this.checkSize(message);
+    const compressed = await gzip(message);
+    if (this.finished || this.stream.destroyed || this.stream.closed) return true;
+    this.sendHeaders();
+    this.stream.write(prefix(compressed.byteLength, true));
+    return this.stream.write(compressed);
+  }
+
+  /** The limit applies to the serialized message, before any compression, as in connect-node. */
+  private checkSize(message: Uint8Array): void {
+    if (message.byteLength > this.writeMaxBytes) {
+      throw new ConnectError(`message size ${message.byteLength} is larger than configured writeMaxBytes ${this.writeMaxBytes}`, Code.ResourceExhausted);
+    }
   }
 
   /** Resolves when the stream can take more, or is gone. */
@@ -65,6 +96,22 @@ export class GrpcReply {
       this.stream.on("drain", done);
       this.stream.on("close", done);
     });
+  }
+
+  /**
+   * expire ends the call at its deadline with `error`'s trailers, when they can go out now. When
+   * messages are still waiting for the peer's flow-control window (a client that stopped
+   * reading), the trailers would wait behind them for as long as the client does not read: the
+   * stream is reset with CANCEL instead, as grpc-java's and grpc-go's servers cancel an expired
+   * call's stream, so that the call ends at its deadline in every case.
+   */
+  expire(error: ConnectError): void {
+    if (!this.finished && this.stream.writableLength > 0) {
+      this.finished = true;
+      this.stream.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    this.end(error);
   }
 
   /** end finishes the call with OK, or with `error` (a non-ConnectError becomes INTERNAL, as in connect-node). */
@@ -91,7 +138,10 @@ export class GrpcReply {
   }
 
   private headers(): http2.OutgoingHttpHeaders {
-    const headers: http2.OutgoingHttpHeaders = { ":status": 200, "content-type": contentTypeProto };
+    // As connect-node, the encoding is named once the caller accepts gzip, whether or not a
+    // message turns out large enough. (Two literals: no property added to the object per call.)
+    const headers: http2.OutgoingHttpHeaders =
+      this.compressMinBytes === undefined ? { ":status": 200, "content-type": contentTypeProto } : { ":status": 200, "content-type": contentTypeProto, "grpc-encoding": "gzip" };
     return addHeaders(headers, this.responseHeader);
   }
 

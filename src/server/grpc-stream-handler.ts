@@ -34,6 +34,11 @@ export interface GrpcStreamHandlerOptions {
   readMaxBytes: number;
   /** Largest response message, in bytes. */
   writeMaxBytes: number;
+  /**
+   * Response messages of at least this many bytes are gzipped for a caller that accepts gzip
+   * (`grpc-accept-encoding`); undefined: no response is compressed.
+   */
+  compressMinBytes?: number;
 }
 
 /**
@@ -62,11 +67,12 @@ const maxTimerMs = 2 ** 31 - 1;
  * Semantics are connect-node's: the same implementations (route-recorder.ts), the same Connect
  * interceptor chain with UnaryRequest/StreamRequest objects (so tracing, metrics, validation,
  * deadline, auth and error mapping are one implementation for every protocol), the same error
- * texts and codes, headers before the first message, trailers with the status. One deliberate
- * difference: when the caller's deadline passes, the call is answered DEADLINE_EXCEEDED at once
- * (as grpc-js and grpc-go do; connect-node waits for the handler). Everything else
- * (gRPC-Web, Connect, JSON, compressed requests, client and bidi streams, unknown paths) is
- * declined and goes to connect-node on the same connection.
+ * texts and codes, headers before the first message, trailers with the status, responses
+ * gzipped from the same size on. One deliberate difference: when the caller's deadline passes,
+ * the call is answered DEADLINE_EXCEEDED at once (as grpc-js and grpc-go do; connect-node waits
+ * for the handler). Everything else (gRPC-Web, Connect, JSON, compressed requests, callers that
+ * prefer brotli, client and bidi streams, unknown paths) is declined and goes to connect-node on
+ * the same connection.
  */
 export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): GrpcStreamHandler {
   const interceptors = [...(options.interceptors ?? [])];
@@ -78,9 +84,40 @@ export function createGrpcStreamHandler(options: GrpcStreamHandlerOptions): Grpc
     if (!method || headers[":method"] !== "POST" || !isGrpcProto(headers["content-type"])) return false;
     const encoding = headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false;
-    serve(stream, headers, method, readMaxBytes, writeMaxBytes);
+    let compressMinBytes: number | undefined;
+    const accepted = headers["grpc-accept-encoding"];
+    if (options.compressMinBytes !== undefined && typeof accepted === "string") {
+      const chosen = responseEncoding(accepted);
+      if (chosen === "br") return false; // connect-node's brotli answers it
+      if (chosen === "gzip") compressMinBytes = options.compressMinBytes;
+    }
+    serve(stream, headers, method, readMaxBytes, writeMaxBytes, compressMinBytes);
     return true;
   };
+}
+
+type ResponseEncoding = "gzip" | "br" | "identity";
+
+/** The answers of `responseEncoding` by `grpc-accept-encoding` value: callers send the same few. */
+const encodings = new Map<string, ResponseEncoding>();
+
+/**
+ * The compression connect-node answers a caller with, by its `grpc-accept-encoding`
+ * (compressionNegotiate over the host's gzip and brotli): the first of them the caller names.
+ */
+function responseEncoding(accepted: string): ResponseEncoding {
+  const known = encodings.get(accepted);
+  if (known) return known;
+  let chosen: ResponseEncoding = "identity";
+  for (const name of accepted.split(",")) {
+    const trimmed = name.trim();
+    if (trimmed === "gzip" || trimmed === "br") {
+      chosen = trimmed;
+      break;
+    }
+  }
+  if (encodings.size < 64) encodings.set(accepted, chosen);
+  return chosen;
 }
 
 interface PreparedMethod {
@@ -111,7 +148,14 @@ function prepare(spec: MethodImplSpec, interceptors: Interceptor[]): PreparedMet
   return { spec, chain, output };
 }
 
-function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, prepared: PreparedMethod, readMaxBytes: number, writeMaxBytes: number): void {
+function serve(
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  prepared: PreparedMethod,
+  readMaxBytes: number,
+  writeMaxBytes: number,
+  compressMinBytes: number | undefined,
+): void {
   const { spec, chain, output } = prepared;
   const method = spec.method;
   const controller = new AbortController();
@@ -138,7 +182,7 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   values.set(handlerContextKey, context);
   values.set(callConnectionKey, stream.session);
   recordCallDeadline(values, deadline);
-  const reply = new GrpcReply(stream, responseHeader, responseTrailer, writeMaxBytes);
+  const reply = new GrpcReply(stream, responseHeader, responseTrailer, writeMaxBytes, compressMinBytes);
   let timer: NodeJS.Timeout | undefined;
   const finish = (error?: unknown) => {
     if (timer) clearTimeout(timer);
@@ -152,12 +196,18 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
   });
   if (timeout.error) return finish(timeout.error);
   if (timeout.timeoutMs !== undefined && timeout.timeoutMs <= maxTimerMs) {
-    timer = setTimeout(() => finish(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeout.timeoutMs);
+    timer = setTimeout(() => {
+      const expired = new ConnectError("the operation timed out", Code.DeadlineExceeded);
+      reply.expire(expired);
+      finish(expired);
+    }, timeout.timeoutMs);
   }
 
   const kind = spec.kind === "unary" ? "unary" : "server-streaming";
   readSingleMessage(stream, readMaxBytes, kind)
     .then(async (bytes) => {
+      // Answered already (the deadline passed while the body was arriving): the handler never starts.
+      if (reply.finished) return;
       let message;
       try {
         message = fromBinary(method.input, bytes);
@@ -169,7 +219,9 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
         const response = await chain({ ...common, stream: false, method, message } as UnaryRequest);
         copyHeaders(response.header, responseHeader);
         copyHeaders(response.trailer, responseTrailer);
-        reply.send(toBinary(output, response.message as UnaryResponse["message"]));
+        const bytes = toBinary(output, response.message as UnaryResponse["message"]);
+        if (reply.compresses(bytes)) await reply.sendCompressed(bytes);
+        else reply.send(bytes);
         return;
       }
       const response = await chain({ ...common, stream: true, method, message: createAsyncIterable([message]) } as StreamRequest);
@@ -191,10 +243,11 @@ function serve(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeade
 async function writeAll(messages: AsyncIterable<UnaryResponse["message"]>, output: DescMessage, reply: GrpcReply): Promise<void> {
   const iterator = messages[Symbol.asyncIterator]();
   try {
-    for (;;) {
+    while (!reply.finished) {
       const next = await iterator.next();
       if (next.done || reply.finished) break;
-      if (!reply.send(toBinary(output, next.value))) await reply.drained();
+      const bytes = toBinary(output, next.value);
+      if (!(reply.compresses(bytes) ? await reply.sendCompressed(bytes) : reply.send(bytes))) await reply.drained();
     }
   } finally {
     // The caller went away, or the deadline passed: let the handler's generator clean up.

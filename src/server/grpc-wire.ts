@@ -10,10 +10,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 /** Bytes before each message: a compressed flag and a big-endian 32-bit length. */
 const prefixBytes = 5;
 
-/** prefix is the 5-byte length prefix (uncompressed) of a message of `length` bytes. */
-export function prefix(length: number): Buffer {
+/** prefix is the 5-byte length prefix of a message of `length` bytes, flagged compressed or not. */
+export function prefix(length: number, compressed = false): Buffer {
   const head = Buffer.allocUnsafe(prefixBytes);
-  head[0] = 0;
+  head[0] = compressed ? 1 : 0;
   head.writeUInt32BE(length, 1);
   return head;
 }
@@ -48,7 +48,8 @@ export function readSingleMessage(stream: http2.ServerHttp2Stream, readMaxBytes:
       received += chunk.byteLength;
       if (declared < 0 && received >= prefixBytes) {
         const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-        if ((head[0]! & 1) === 1) return stop(new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal));
+        if (head[0]! > 1) return stop(invalidFlags(head[0]!));
+        if (head[0] === 1) return stop(new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal));
         declared = head.readUInt32BE(1);
         if (declared > readMaxBytes) return stop(new ConnectError(`message size ${declared} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
       }
@@ -80,10 +81,75 @@ export function requestHeaders(incoming: http2.IncomingHttpHeaders): Headers {
   return headers;
 }
 
-/** addHeaders copies fetch Headers into Node's outgoing header object. */
+/** The compressed-flag byte is 0 or 1 (PROTOCOL-HTTP2.md); grpc-go and grpc-java refuse any other value with INTERNAL. */
+function invalidFlags(flags: number): ConnectError {
+  return new ConnectError(`protocol error: compressed-flag ${flags} is neither 0 nor 1`, Code.Internal);
+}
+
+/**
+ * checkEnvelopeFlags passes a gRPC request body through as it is, and fails it (INTERNAL) at the
+ * first message whose compressed-flag byte is neither 0 nor 1, which connect-node would take for
+ * an uncompressed message. It follows the messages' length prefixes across chunks; the payloads
+ * are passed over, not read.
+ */
+export async function* checkEnvelopeFlags(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  let prefixAt = 0; // the next prefix byte's offset (0: the flags), when no payload is left
+  let length = 0;
+  let payloadLeft = 0;
+  for await (const chunk of body) {
+    for (let at = 0; at < chunk.byteLength; ) {
+      if (payloadLeft > 0) {
+        const skipped = Math.min(payloadLeft, chunk.byteLength - at);
+        payloadLeft -= skipped;
+        at += skipped;
+        continue;
+      }
+      const byte = chunk[at++]!;
+      if (prefixAt === 0 && byte > 1) throw invalidFlags(byte);
+      if (prefixAt > 0) length = length * 256 + byte;
+      if (++prefixAt === prefixBytes) {
+        payloadLeft = length;
+        prefixAt = 0;
+        length = 0;
+      }
+    }
+    yield chunk;
+  }
+}
+
+/**
+ * addHeaders copies fetch Headers into Node's outgoing header object. Headers joins a name's
+ * repeated values with ", "; a `-bin` header's values are base64 (no comma), so they are split
+ * back into separate values, as gRPC sends them (grpc-go decodes each value of a joined one as
+ * base64 and fails on the space).
+ */
 export function addHeaders(target: http2.OutgoingHttpHeaders, headers: Headers): http2.OutgoingHttpHeaders {
   headers.forEach((value, name) => {
-    target[name] = value;
+    target[name] = name.endsWith("-bin") && value.includes(",") ? splitBinaryValues(value) : value;
   });
   return target;
+}
+
+/**
+ * binaryValuesApart gives connect-node's writer `headers` with a repeated `-bin` header's values
+ * as separate entries (see `addHeaders`); `headers` as they are when there is none. The entries
+ * are a list of pairs: universalResponseToNodeResponse converts headers with connect-node's
+ * webHeaderToNodeHeaders, which takes any HeadersInit and writes a name repeated in a list as
+ * separate values (UniversalServerResponse's type says Headers only; the host's tests pin this).
+ */
+export function binaryValuesApart(headers: Headers | undefined): Headers | undefined {
+  if (!headers) return headers;
+  let joined = false;
+  headers.forEach((value, name) => void (joined ||= name.endsWith("-bin") && value.includes(",")));
+  if (!joined) return headers;
+  const pairs: [string, string][] = [];
+  headers.forEach((value, name) => {
+    if (name.endsWith("-bin") && value.includes(",")) for (const item of splitBinaryValues(value)) pairs.push([name, item]);
+    else pairs.push([name, value]);
+  });
+  return pairs as unknown as Headers;
+}
+
+function splitBinaryValues(joined: string): string[] {
+  return joined.split(",").map((item) => item.trim());
 }

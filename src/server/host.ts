@@ -4,7 +4,8 @@ import net, { type AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+// The type of the request listener the servers below take (createNodeAdapter's is one).
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import * as reflectionV1 from "../../gen/grpc/reflection/v1/reflection_pb.js";
@@ -15,6 +16,9 @@ import { serveMetrics, type MetricsEndpointOptions } from "./metrics-endpoint.js
 import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
+import { answerUnknownMethod } from "./unknown-method.js";
+import { skipEndedCalls } from "./skip-ended-calls.js";
+import { createNodeAdapter, type HostLog } from "./node-adapter.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import type { MeshIdentity, MeshMaterial } from "../platform/mesh/identity.js";
 import { connectionContextValues } from "./call-connection.js";
@@ -66,6 +70,26 @@ export interface ServerHostOptions {
    */
   leanGrpcPath?: boolean;
   /**
+   * Compress response messages of at least `compressMinBytes` bytes when the caller accepts it
+   * (gRPC's `grpc-accept-encoding`, Connect's `accept-encoding`): gzip, or brotli where the
+   * caller prefers it (connect-node's two). Default true. false: no response is compressed;
+   * compressed requests are still accepted.
+   */
+  compression?: boolean;
+  /**
+   * The smallest response message compressed, in bytes. Default 1024, connect-node's own default:
+   * compressing smaller messages costs more CPU than it saves, and keeps tiny calls free of it.
+   */
+  compressMinBytes?: number;
+  /**
+   * Where the host reports what fails outside every handler, such as an answer it could not
+   * write: at error level, or at debug level when the client had gone away (a reset stream, a
+   * closed connection), which is no fault of the server. A pino Logger fits (runService passes
+   * its own). Default: errors to stderr (console.error, as connect-node prints them), the rest
+   * nowhere.
+   */
+  log?: HostLog;
+  /**
    * Serve Consul's service mesh with this identity (platform/mesh/identity.ts): TLS with the
    * service's leaf certificate, client certificates asked for and verified against every current
    * CA root, both swapped in place when the agent renews the leaf or rotates the roots. HTTP/2
@@ -94,6 +118,10 @@ export interface ServerHost {
 }
 
 const fourMebibytes = 4 * 1024 * 1024;
+/** connect's defaultCompressMinBytes (protocol/limit-io.ts), which it does not export. */
+const defaultCompressMinBytes = 1024;
+
+const stderrLog: HostLog = { debug: () => undefined, error: (fields, message) => console.error(message, fields) };
 
 /**
  * startServerHost serves `routes` with grpc.health.v1 and server reflection (v1 and v1alpha)
@@ -113,33 +141,39 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
 
   let health: HealthStatus | undefined;
   let serviceNames: string[] = [];
+  // Every service mounted (health and reflection too): what an unknown method's answer names.
+  let servedServices: ReadonlySet<string> = new Set();
   let leanGrpc: GrpcStreamHandler | undefined;
   const readMaxBytes = options.readMaxBytes ?? fourMebibytes;
   const writeMaxBytes = options.writeMaxBytes ?? fourMebibytes;
+  const compressMinBytes = options.compression === false ? undefined : (options.compressMinBytes ?? defaultCompressMinBytes);
   // Streaming handlers' bodies keep the deadline and trace context the interceptors set up
   // (stream-context.ts): connect-node's writer steps into it per message, the lean path once.
   // Adjacent observing interceptors (tracing, metrics, error mapping, deadline) run as one layer.
   const given = fuseObservers(options.interceptors ?? []);
-  const interceptors = keepContextInStreams(given);
+  const interceptors = [...keepContextInStreams(given), skipEndedCalls];
   const leanInterceptors = recordStreamContext(given);
-  const handler = connectNodeAdapter({
+  const handler = createNodeAdapter({
     grpc: true,
     grpcWeb: true,
     connect: true,
     readMaxBytes,
     writeMaxBytes,
+    compressMinBytes,
     interceptors,
     shutdownSignal: forceShutdown.signal,
     contextValues: connectionContextValues,
-    // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port.
-    fallback(request, untypedResponse) {
-      // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
-      const response = untypedResponse as http.ServerResponse;
+    log: options.log ?? stderrLog,
+    // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port, and
+    // gRPC calls of methods not served (UNIMPLEMENTED, as gRPC servers answer them).
+    fallback(request, response) {
       if (options.metrics && request.method === "GET" && request.url?.split("?")[0] === "/metrics") {
-        serveMetrics(options.metrics, request as http.IncomingMessage, response, options.metricsAccess);
+        // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
+        serveMetrics(options.metrics, request as http.IncomingMessage, response as http.ServerResponse, options.metricsAccess);
         return;
       }
-      response.writeHead(404);
+      if (answerUnknownMethod(request, response, servedServices)) return;
+      (response as http.ServerResponse).writeHead(404);
       response.end();
     },
     routes(connectRouter) {
@@ -150,7 +184,8 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       health = createHealthStatus(serviceNames);
       healthRoutes(health, draining.signal)(router);
       reflectionRoutes([...appServices, Health, reflectionV1.ServerReflection, reflectionV1alpha.ServerReflection])(router);
-      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes });
+      servedServices = new Set(router.handlers.map((h) => h.service.typeName));
+      if (options.leanGrpcPath !== false) leanGrpc = createGrpcStreamHandler({ methods, interceptors: leanInterceptors, readMaxBytes, writeMaxBytes, compressMinBytes });
     },
   });
   if (!health) throw new Error("connect did not build the routes synchronously");

@@ -167,6 +167,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const runtime = await definition.start(config, { instanceId, log, consul, ...(mesh ? { mesh: mesh.identity } : {}) });
   const server = await startServerHost({
     routes: runtime.routes,
+    log,
     host,
     port,
     handshakeTimeoutMs,

@@ -93,10 +93,14 @@ describe("bad input: every reply a proper gRPC status, no crash, nothing written
     const imported = await grpcurl("-plaintext", "-d", `{"user":{"thirdPartyId":"","email":"nope"}}`, `127.0.0.1:${users.port}`, "meshkit.users.v1.UserSyncService/ImportUsers");
     assert.deepEqual(JSON.parse(imported), { failed: 1 });
 
-    // 6. Unknown methods and services: UNIMPLEMENTED (gRPC clients read HTTP 404 so too).
-    for (const path of ["/meshkit.orders.v1.OrderService/DeleteEverything", "/no.such.v1.Service/Method"]) {
+    // 6. Unknown methods and services: HTTP 200 and UNIMPLEMENTED, naming what is missing, as
+    //    grpc-go answers (not a bare HTTP 404).
+    for (const [path, message] of [
+      ["/meshkit.orders.v1.OrderService/DeleteEverything", "unknown method DeleteEverything for service meshkit.orders.v1.OrderService"],
+      ["/no.such.v1.Service/Method", "unknown service no.such.v1.Service"],
+    ] as const) {
       const answer = await rawCall(orders.port, path, grpcFrame(Buffer.alloc(0)));
-      assert.ok(answer.grpcStatus === Code.Unimplemented || answer.httpStatus === 404, `${path}: ${answer.httpStatus} ${answer.grpcStatus}`);
+      assert.deepEqual(answer, { httpStatus: 200, grpcStatus: Code.Unimplemented, grpcMessage: message }, path);
     }
 
     // Nobody crashed, and nothing was written: no order, no user, and no event but the sync-run
