@@ -88,10 +88,11 @@ bench-mesh: setup infra-up
 bench-resilience: setup infra-up
 	@$(ENV) node --import tsx bench/beyond-round-robin.bench.ts
 
-## bench-calls: server host and mesh client against bare @grpc/grpc-js, ghz as the load (ratios in one run)
+## bench-calls: server host and mesh client against bare @grpc/grpc-js, ghz as the load (ratios in one run); then the mesh identity's cost per call and per new connection
 bench-calls: setup infra-up
 	@$(ENV) node --import tsx bench/calls-server.bench.ts
 	@$(ENV) node .bench-build/bench/calls-client.bench.js
+	@$(ENV) node --import tsx bench/mesh-identity.bench.ts
 
 ## bench-discovery: time from a change in Consul to the mesh client's picks
 bench-discovery: setup infra-up

@@ -50,13 +50,12 @@ import { promisify } from "node:util";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { grpcFrame } from "../test/support/raw-grpc.js";
 import { freePort } from "../test/support/free-port.js";
+import { cpuSeconds, failuresOf, median, runGhz, type GhzReport } from "./support/ghz.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const connections = Number(process.env.BENCH_CONNECTIONS ?? 1000);
-/** Linux reports process CPU time in clock ticks of 1/100 s (`getconf CLK_TCK`). */
-const clockTicksPerSecond = 100;
 
 type ServerKind =
   | "grpc-js"
@@ -209,33 +208,9 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  // utime and stime are fields 14 and 15 of /proc/<pid>/stat; [1] starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-}
-
 function residentBytes(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))!;
   return Number(line.split(/\s+/)[1]) * 1024;
-}
-
-interface GhzReport {
-  count: number;
-  total: number;
-  rps: number;
-  statusCodeDistribution?: Record<string, number>;
-  errorDistribution?: Record<string, number> | null;
-  latencyDistribution?: { percentage: number; latency: number }[] | null;
-  /** Every call: when it started, how long it took (ns), and how it ended. */
-  details?: GhzCall[] | null;
-}
-
-interface GhzCall {
-  timestamp: string;
-  latency: number;
-  error: string;
-  status: string;
 }
 
 interface Measured {
@@ -250,24 +225,8 @@ interface Measured {
 
 const execFileAsync = promisify(execFile);
 
-async function ghz(port: number, workload: Workload, durationSeconds: number): Promise<GhzReport> {
-  const { stdout } = await execFileAsync(
-    "ghz",
-    [
-      "--insecure",
-      "--proto", path.join(projectRoot, "proto/meshkit/echo/v1/echo.proto"),
-      "--import-paths", path.join(projectRoot, "proto"),
-      "--call", workload.call,
-      "--data", JSON.stringify(workload.data),
-      "--connections", "1",
-      "--concurrency", String(concurrency),
-      "--duration", `${durationSeconds}s`,
-      "--format", "json",
-      `127.0.0.1:${port}`,
-    ],
-    { maxBuffer: 64 * 1024 * 1024, timeout: (durationSeconds + 30) * 1000 },
-  );
-  return JSON.parse(stdout) as GhzReport;
+function ghz(port: number, workload: Workload, durationSeconds: number): Promise<GhzReport> {
+  return runGhz(port, { call: workload.call, data: workload.data, concurrency, durationSeconds });
 }
 
 async function measure(server: RunningServer, workload: Workload, collectorPid?: number): Promise<Measured> {
@@ -290,48 +249,6 @@ async function measure(server: RunningServer, workload: Workload, collectorPid?:
   };
 }
 
-/** How long before the last call ghz started a connection-closing failure may end and still be its cut. */
-const endOfRunMs = 100;
-const connectionClosing = /closed network connection|client connection is closing|transport is closing|context canceled/;
-
-/**
- * Sorts a run's failed calls. When its duration ends, ghz closes the connection under the calls
- * still in flight ("use of closed network connection", "transport is closing", ...) and starts no
- * more: those are the run's cut, not the server's failures, and they end no earlier than (within
- * 100 ms of) the last call it started. Any other failure, or a closing one in the middle of the
- * run, is reported with when it ended.
- */
-function failuresOf(report: GhzReport): { cutAtEnd: number; elsewhere: string[] } {
-  const details = report.details ?? [];
-  const endOf = (detail: GhzCall) => Date.parse(detail.timestamp) + detail.latency / 1e6;
-  let runStart = Infinity;
-  let lastStart = -Infinity;
-  let runEnd = -Infinity;
-  for (const detail of details) {
-    const started = Date.parse(detail.timestamp);
-    runStart = Math.min(runStart, started);
-    lastStart = Math.max(lastStart, started);
-    runEnd = Math.max(runEnd, endOf(detail));
-  }
-  let cutAtEnd = 0;
-  const elsewhere = new Map<string, number[]>();
-  for (const detail of details) {
-    if (detail.status === "OK") continue;
-    const endedAt = endOf(detail);
-    if (connectionClosing.test(detail.error) && endedAt >= lastStart - endOfRunMs) {
-      cutAtEnd++;
-      continue;
-    }
-    const at = elsewhere.get(detail.error) ?? [];
-    at.push(Math.round(endedAt - runStart));
-    elsewhere.set(detail.error, at);
-  }
-  return {
-    cutAtEnd,
-    elsewhere: [...elsewhere].map(([error, at]) => `${at.length} x ${error} (ended at ${at.slice(0, 5).join(", ")}${at.length > 5 ? ", ..." : ""} ms of the ${Math.round(runEnd - runStart)} ms run)`),
-  };
-}
-
 /** The pid of the Jaeger that `make infra-up` started (.run/jaeger.pid), if it still runs. */
 function runningJaegerPid(): number | undefined {
   try {
@@ -342,11 +259,6 @@ function runningJaegerPid(): number | undefined {
     return undefined;
   }
 }
-
-const median = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-};
 
 /**
  * Opens `count` HTTP/2 connections to `port` and reads the server's resident memory; then one

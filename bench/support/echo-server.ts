@@ -7,9 +7,12 @@
  *   - host-connect-node: the server host with every call through connect-node (leanGrpcPath: false),
  *                        no interceptors: the host as it shipped before the lean gRPC path
  *   - host:              the server host, no interceptors
+ *   - grpc-js-mtls:      the bare grpc-js server with mutual TLS (client certificates required),
+ *                        from the PEM files named by BENCH_TLS_CA, BENCH_TLS_CERT, BENCH_TLS_KEY
  * (The host with its interceptors on is the echo service itself, src/reference/services/echo/main.ts.)
  * It prints one JSON line {"port": N} on stdout once it listens, and serves until killed.
  */
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import path from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -23,7 +26,7 @@ const projectRoot = path.resolve(import.meta.dirname, "../..");
 const kind = process.argv[2];
 const instanceId = `bench-${kind}`;
 
-async function grpcJsServer(): Promise<number> {
+async function grpcJsServer(credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const definition = protoLoader.loadSync(path.join(projectRoot, "proto/meshkit/echo/v1/echo.proto"), { includeDirs: [path.join(projectRoot, "proto")] });
   const loaded = grpc.loadPackageDefinition(definition) as unknown as { meshkit: { echo: { v1: { EchoService: grpc.ServiceClientConstructor } } } };
   const server = new grpc.Server();
@@ -39,7 +42,7 @@ async function grpcJsServer(): Promise<number> {
   });
   new HealthImplementation({ "": "SERVING" }).addToServer(server);
   return new Promise((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+    server.bindAsync("127.0.0.1:0", credentials, (error, port) => (error ? reject(error) : resolve(port))),
   );
 }
 
@@ -59,8 +62,12 @@ async function main(): Promise<number> {
       return (await startServerHost({ routes: echoRoutes(instanceId), leanGrpcPath: false })).port;
     case "host":
       return (await startServerHost({ routes: echoRoutes(instanceId) })).port;
+    case "grpc-js-mtls": {
+      const pem = (name: string) => readFileSync(process.env[name] ?? "");
+      return grpcJsServer(grpc.ServerCredentials.createSsl(pem("BENCH_TLS_CA"), [{ cert_chain: pem("BENCH_TLS_CERT"), private_key: pem("BENCH_TLS_KEY") }], true));
+    }
     default:
-      throw new Error(`unknown server kind "${kind}": grpc-js, connect-node, host-connect-node or host`);
+      throw new Error(`unknown server kind "${kind}": grpc-js, connect-node, host-connect-node, host or grpc-js-mtls`);
   }
 }
 
