@@ -77,9 +77,10 @@ cat <<MSG
     grpcurl -plaintext -d '{"thirdPartyId":"u0000001"}' 127.0.0.1:$DEV_USERS_PORT meshkit.users.v1.UserSyncService/GetUser
     grpcurl -plaintext 127.0.0.1:$DEV_STATUS_PORT meshkit.status.v1.StatusService/GetSystemStatus
     grpcurl -plaintext 127.0.0.1:$DEV_STATUS_PORT meshkit.status.v1.StatusService/WatchSystemStatus
-  Intentions decide, within a second of a change:
-    consul intention create -deny developer orders     # the orders calls above now get PermissionDenied
-    consul intention delete developer orders           # and work again
+  Intentions decide, within a second of a change (the Consul UI's Intentions page does the same):
+    curl -X PUT -d '{"Action":"deny"}' 'http://127.0.0.1:$CONSUL_HTTP_PORT/v1/connect/intentions/exact?source=developer&destination=orders'
+    grpcurl -plaintext 127.0.0.1:$DEV_ORDERS_PORT list     # PermissionDenied
+    curl -X PUT -d '{"Action":"allow"}' 'http://127.0.0.1:$CONSUL_HTTP_PORT/v1/connect/intentions/exact?source=developer&destination=orders'
   Without a mesh certificate only grpc.health.v1 answers:
     grpcurl -insecure 127.0.0.1:$orders list           # Unauthenticated
 MSG
