@@ -11,10 +11,15 @@ export type CallConnection = http2.Http2Session | Socket;
 
 export const callConnectionKey = createContextKey<CallConnection | undefined>(undefined, { description: "meshkit call connection" });
 
+/** The connection of a Node request: its HTTP/2 session, or its socket for HTTP/1.1. */
+export function connectionOf(request: { socket: Socket; stream?: http2.Http2Stream }): CallConnection {
+  // Http2ServerRequest.socket is a per-stream proxy; the session is one object per connection.
+  return request.stream?.session ?? request.socket;
+}
+
 /** connect-node's `contextValues` hook: a new call's values, carrying the connection it came on. */
 export function connectionContextValues(request: { socket: Socket; stream?: http2.Http2Stream }): ContextValues {
   const values = createContextValues();
-  // Http2ServerRequest.socket is a per-stream proxy; the session is one object per connection.
-  values.set(callConnectionKey, request.stream?.session ?? request.socket);
+  values.set(callConnectionKey, connectionOf(request));
   return values;
 }

@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
+import { Code, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 // The type of the request listener the servers below take (createNodeAdapter's is one).
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
@@ -16,12 +16,13 @@ import { serveMetrics, type MetricsEndpointOptions } from "./metrics-endpoint.js
 import { recordRoutes } from "./route-recorder.js";
 import { createGrpcStreamHandler, type GrpcStreamHandler } from "./grpc-stream-handler.js";
 import { routeHttp2Streams } from "./http2-stream-routing.js";
-import { answerUnknownMethod } from "./unknown-method.js";
+import { answerTrailersOnly, answerUnknownMethod } from "./unknown-method.js";
 import { skipEndedCalls } from "./skip-ended-calls.js";
 import { createNodeAdapter, type HostLog } from "./node-adapter.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import type { MeshIdentity, MeshMaterial } from "../platform/mesh/identity.js";
-import { connectionContextValues } from "./call-connection.js";
+import { connectionContextValues, connectionOf } from "./call-connection.js";
+import { meshPeerOf } from "./mesh/peer.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
 import { createConnectionTracker, defaultHandshakeTimeoutMs, type ConnectionTracker } from "./connection-tracker.js";
@@ -172,7 +173,12 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
         serveMetrics(options.metrics, request as http.IncomingMessage, response as http.ServerResponse, options.metricsAccess);
         return;
       }
-      if (answerUnknownMethod(request, response, servedServices)) return;
+      // On a mesh port, a caller without a mesh certificate learns nothing, not even which
+      // methods exist: the same UNAUTHENTICATED as for a method that does.
+      const peer = options.mesh && meshPeerOf(connectionOf(request), options.mesh.current()?.trustDomain ?? "");
+      if (peer && !peer.id) {
+        if (answerTrailersOnly(request, response, Code.Unauthenticated, peer.detail)) return;
+      } else if (answerUnknownMethod(request, response, servedServices)) return;
       (response as http.ServerResponse).writeHead(404);
       response.end();
     },

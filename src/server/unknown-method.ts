@@ -14,6 +14,15 @@ import type { NodeRequest, NodeResponse } from "./node-adapter.js";
  * `services` are the fully-qualified names of the services the host serves.
  */
 export function answerUnknownMethod(request: NodeRequest, response: NodeResponse, services: ReadonlySet<string>): boolean {
+  return answerTrailersOnly(request, response, 12, unknownMethodMessage(request.url?.split("?")[0] ?? "", services));
+}
+
+/**
+ * answerTrailersOnly answers a gRPC or gRPC-Web request with HTTP 200 and a trailers-only
+ * response carrying `status` and `message`; it returns false, answering nothing, for any other
+ * request.
+ */
+export function answerTrailersOnly(request: NodeRequest, response: NodeResponse, status: number, message: string): boolean {
   const contentType = request.headers["content-type"] ?? "";
   if (request.method !== "POST" || !contentType.startsWith("application/grpc")) return false;
   const responseType = contentType.startsWith("application/grpc-web-text")
@@ -24,8 +33,7 @@ export function answerUnknownMethod(request: NodeRequest, response: NodeResponse
         ? "application/grpc"
         : undefined;
   if (!responseType) return false;
-  const message = unknownMethodMessage(request.url?.split("?")[0] ?? "", services);
-  const headers = { "content-type": responseType, "grpc-status": "12", "grpc-message": encodeURIComponent(message) };
+  const headers = { "content-type": responseType, "grpc-status": String(status), "grpc-message": encodeURIComponent(message) };
   if ("stream" in response) {
     // Node's compatibility response cannot end a stream with its headers: it would send them,
     // then an empty DATA frame, which gRPC clients do not read as trailers-only.

@@ -148,6 +148,12 @@ describe("service mesh identity and intentions (Connect native), against the rea
     const bare = await rawTlsCall(port, echoPath, echoBody, { ca: leaf.ca, ALPNProtocols: ["h2"] });
     assert.equal(bare.grpcStatus, Code.Unauthenticated);
     assert.match(bare.grpcMessage, /no client certificate/);
+    // Nor does it learn which methods exist: an unknown one is refused the same way.
+    const unknown = await rawTlsCall(port, "/meshkit.echo.v1.EchoService/NoSuchMethod", echoBody, { ca: leaf.ca, ALPNProtocols: ["h2"] });
+    assert.equal(unknown.grpcStatus, Code.Unauthenticated);
+    // With a mesh certificate, an unknown method is UNIMPLEMENTED as usual.
+    const known = await rawTlsCall(port, "/meshkit.echo.v1.EchoService/NoSuchMethod", echoBody, { ca: leaf.ca, cert: leaf.cert, key: leaf.key, ALPNProtocols: ["h2"] });
+    assert.equal(known.grpcStatus, Code.Unimplemented);
     // A certificate from another CA.
     const pki = await createTestPki("mesh-foreign");
     const foreign = await pki.issue(caller);
