@@ -87,10 +87,10 @@ export function startBlockingQuery<T>(
         failures = 0;
         state.lastAnswerAt = performance.now();
         state.lastError = undefined;
-        const reported = nextBlockingIndex(0n, response.headers["x-consul-index"]);
+        const reported = nextIndex(0n, response.headers["x-consul-index"]);
         const reset = reported < highestIndex;
         highestIndex = reported;
-        index = nextBlockingIndex(index, response.headers["x-consul-index"]);
+        index = nextIndex(index, response.headers["x-consul-index"]);
         onAnswer({ body, headers: response.headers, reset });
       } catch (error) {
         if (stop.signal.aborted) return;
@@ -122,7 +122,7 @@ export function startBlockingQuery<T>(
 }
 
 /** The index for the next blocking query, by Consul's rules: backwards means reset (start at 0); never block on 0. */
-export function nextBlockingIndex(previous: bigint, header: string | undefined): bigint {
+export function nextIndex(previous: bigint, header: string | undefined): bigint {
   let next: bigint;
   try {
     next = BigInt(header ?? "0");

@@ -4,7 +4,7 @@ import { backoffDelay } from "../../src/client/retry/backoff.js";
 import { createRetryBudget } from "../../src/client/retry/budget.js";
 import { StreamResetError } from "../../src/client/wire/stream-reset.js";
 import { attemptError, isRetryable, neverSent } from "../../src/client/retry/policy.js";
-import { nextIndex } from "../../src/client/discovery/consul.js";
+import { nextIndex } from "../../src/platform/consul-blocking.js";
 import { createWeightedIndex } from "../../src/client/balancing/weighted-index.js";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";

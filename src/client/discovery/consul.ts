@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsulClient } from "../../platform/consul.js";
+import { nextIndex } from "../../platform/consul-blocking.js";
 import { backoffDelay } from "../retry/backoff.js";
 import { instanceSetKey, type Instance } from "./instance.js";
 import type { Resolver } from "./resolver.js";
@@ -289,21 +290,6 @@ class ConsulWatch {
     }
     if (first) this.#firstAnswer.resolve();
   }
-}
-
-/**
- * The index for the next blocking query, by Consul's rules: an index that went backwards means
- * the state was reset (restart, snapshot restore), so start again from 0; never block on 0.
- */
-export function nextIndex(previous: bigint, header: string | undefined): bigint {
-  let next: bigint;
-  try {
-    next = BigInt(header ?? "0");
-  } catch {
-    return 0n;
-  }
-  if (next < previous) return 0n;
-  return next > 0n ? next : 1n;
 }
 
 function toInstance(entry: HealthEntry): Instance {
