@@ -48,6 +48,12 @@ export interface ServerHostOptions {
    * is closed (a slow-loris guard). Default 10 000.
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Answers the plain HTTP requests that are not RPCs (nor `/metrics`), such as a browser page's
+   * assets: return true when the request was answered; otherwise the host answers 404. Default
+   * none (every such request is a 404).
+   */
+  httpFallback?: (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
   /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
   metrics?: Registry;
   /** Who may read `/metrics` (a bearer token); default anyone. See metrics-endpoint.ts. */
@@ -139,6 +145,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
         serveMetrics(options.metrics, request as http.IncomingMessage, response, options.metricsAccess);
         return;
       }
+      if (options.httpFallback?.(request as http.IncomingMessage, response)) return;
       response.writeHead(404);
       response.end();
     },
