@@ -79,7 +79,7 @@ function Mesh({ snapshot, service, traceId }: { snapshot: MeshSnapshot; service:
   const selected = snapshot.services.find((entry) => entry.name === service);
   return (
     <div class={service ? "layout with-detail" : "layout"}>
-      <ServicesTable services={snapshot.services} selected={service} windowSeconds={snapshot.windowSeconds} />
+      <ServicesTable services={snapshot.services} selected={service} windowSeconds={snapshot.windowSeconds} metrics={!snapshot.problems.some((problem) => problem.source === Source.PROMETHEUS)} />
       {service &&
         (selected ? (
           <ServiceDetailView service={selected} detail={snapshot.detail?.service === service ? snapshot.detail : undefined} traceId={traceId} />

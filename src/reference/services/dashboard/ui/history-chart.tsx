@@ -27,7 +27,8 @@ export function HistoryChart({ history }: { history: readonly HistoryPoint[] }) 
         height: 180,
         legend: { live: false },
         cursor: { drag: { x: false, y: false } },
-        scales: { x: { time: true }, ms: { auto: true }, pct: { range: [0, 100] } },
+        // Always the last 10 minutes, however few points there are yet.
+        scales: { x: { time: true, range: (_plot, _min, max) => [max - 600, max] }, ms: { auto: true }, pct: { range: [0, 100] } },
         axes: [
           { stroke: "#9aa4b2", grid: { stroke: "#2a3140" } },
           { scale: "calls", label: "calls/s", stroke: "#9aa4b2", grid: { stroke: "#2a3140" }, size: 50 },

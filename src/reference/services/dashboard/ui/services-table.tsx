@@ -4,7 +4,7 @@ import { healthCounts } from "./health.js";
 import { placeHref } from "./hooks.js";
 
 /** Every service: its instances by health and its calls over the window, as `linkerd viz stat`. */
-export function ServicesTable({ services, selected, windowSeconds }: { services: readonly Service[]; selected: string; windowSeconds: number }) {
+export function ServicesTable({ services, selected, windowSeconds, metrics }: { services: readonly Service[]; selected: string; windowSeconds: number; metrics: boolean }) {
   return (
     <section class="panel services" aria-labelledby="services-title">
       <h2 id="services-title">
@@ -39,7 +39,7 @@ export function ServicesTable({ services, selected, windowSeconds }: { services:
             <tbody>
               {services.map((service) => {
                 const traffic = service.traffic;
-                const idle = !traffic || traffic.callsPerSecond === 0;
+                const idle = !metrics || !traffic || traffic.callsPerSecond === 0;
                 return (
                   <tr key={service.name} data-service={service.name} data-instances={service.instances.length} class={service.name === selected ? "selected" : undefined}>
                     <th scope="row">
@@ -57,7 +57,7 @@ export function ServicesTable({ services, selected, windowSeconds }: { services:
                     </td>
                     <td class={`num ${!idle && traffic.successRate < 0.99 ? "bad" : ""}`}>{idle ? "—" : percent(traffic.successRate)}</td>
                     <td class="num" data-rps={traffic?.callsPerSecond ?? 0}>
-                      {rate(traffic?.callsPerSecond ?? 0)}
+                      {metrics ? rate(traffic?.callsPerSecond ?? 0) : "—"}
                     </td>
                     <td class="num opt">{idle ? "—" : ms(traffic.p50Ms)}</td>
                     <td class="num opt">{idle ? "—" : ms(traffic.p95Ms)}</td>
