@@ -31,7 +31,7 @@ export function ServicesTable({ services, selected, windowSeconds, metrics }: { 
                 <th scope="col" class="num opt">
                   p95
                 </th>
-                <th scope="col" class="num">
+                <th scope="col" class="num opt">
                   p99
                 </th>
               </tr>
@@ -61,7 +61,7 @@ export function ServicesTable({ services, selected, windowSeconds, metrics }: { 
                     </td>
                     <td class="num opt">{idle ? "—" : ms(traffic.p50Ms)}</td>
                     <td class="num opt">{idle ? "—" : ms(traffic.p95Ms)}</td>
-                    <td class="num">{idle ? "—" : ms(traffic.p99Ms)}</td>
+                    <td class="num opt">{idle ? "—" : ms(traffic.p99Ms)}</td>
                   </tr>
                 );
               })}
