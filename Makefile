@@ -51,7 +51,7 @@ lint: setup
 	@$(ENV) buf lint && eslint .
 
 typecheck: setup
-	@$(ENV) tsc -p .
+	@$(ENV) tsc -p . && tsc -p src/reference/services/dashboard/ui
 
 ## conformance: the Connect conformance suite against the server host and the mesh client
 ## (test/conformance/; needs no infrastructure)

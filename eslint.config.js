@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["gen/**", "node_modules/**", ".tools/**", ".run/**", "dist/**", ".bench-build/**", "test/support/*.cjs", "examples/gen/**", "examples/node_modules/**"] },
+  { ignores: ["gen/**", "node_modules/**", ".tools/**", ".run/**", "dist/**", ".bench-build/**", ".build/**", "test/support/*.cjs", "examples/gen/**", "examples/node_modules/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -8,6 +8,8 @@
 #   - ghz (gRPC load generator for `make bench-calls`) built from source
 #   - prometheus and promtool built from source too: Debian's prometheus package (2.42) is
 #     built without Consul service discovery, which deploy/prometheus relies on
+#   - Debian's chromium (as root, when /usr/bin/chromium is missing): the dashboard's browser
+#     tests drive it headless with puppeteer-core
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MESHKIT_ROOT"
@@ -69,8 +71,21 @@ ensure_consul() {
   build_go_tool consul github.com/hashicorp/consul "$CONSUL_VERSION"
 }
 
+# Headless Chromium for test/browser (puppeteer-core drives it; no browser download of its own).
+ensure_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then return; fi
+  if [[ "$(id -u)" != 0 ]]; then
+    log "chromium is missing and this is not root: install Debian's chromium (apt-get install chromium) for the browser tests"
+    return
+  fi
+  log "installing Debian's chromium (apt-get) for the dashboard's browser tests"
+  apt-get update >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null
+}
+
 ensure_node
 ensure_node22
+ensure_chromium
 ensure_node_modules
 ensure_consul
 build_go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl "$GRPCURL_VERSION"

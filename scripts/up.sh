@@ -4,9 +4,12 @@
 # local stand-in for the third-party user API, two instances each of user-sync, orders and status
 # (native members of Consul's service mesh: mutual TLS with leaves from Consul's CA, every call
 # decided by the intentions; registered with gRPC checks), a small traffic generator calling as
-# the mesh identity "traffic", and a `consul connect proxy` for the identity "developer" whose
-# local upstream ports let grpcurl call the mesh in plain text. Everything on 127.0.0.1; logs and
-# pids in .run/. `make down` stops it.
+# the mesh identity "traffic", a `consul connect proxy` for the identity "developer" whose
+# local upstream ports let grpcurl call the mesh in plain text, a Prometheus scraping every
+# instance Consul lists (deploy/prometheus, every second) and the dashboard: a page in the
+# browser that draws all of it live, from Consul, Prometheus and Jaeger (a browser-facing edge on
+# loopback, outside the mesh's mutual TLS). Everything on 127.0.0.1; logs and pids in .run/.
+# `make down` stops it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$MESHKIT_ROOT"
@@ -32,6 +35,20 @@ registered() { grep -q '"serving and registered in Consul"' "$RUN_DIR/$1.log"; }
 port_of() { grep -o '"address":"[^"]*"' "$RUN_DIR/$1.log" | tail -1 | sed 's/.*:\([0-9]*\)"$/\1/'; }
 
 for entry in deploy/consul/config-entries/*.hcl; do consul config write "$entry" >/dev/null; done
+# The dashboard's page (esbuild, about a second): built every time, so it matches the sources.
+npm run build:dashboard --silent
+# Prometheus: the shipped configuration with this agent's address, scraping every second so the
+# dashboard is at most about two seconds behind (deploy/prometheus/prometheus.yml scrapes every 5 s).
+if ! port_open "$PROMETHEUS_PORT"; then
+  sed -e "s/server: 127.0.0.1:8500/server: 127.0.0.1:$CONSUL_HTTP_PORT/" -e "s/scrape_interval: 5s/scrape_interval: 1s/" -e "s/refresh_interval: 5s/refresh_interval: 1s/" \
+    deploy/prometheus/prometheus.yml >"$RUN_DIR/prometheus.yml"
+  cp deploy/prometheus/alerts.yml "$RUN_DIR/alerts.yml"
+  nohup prometheus --config.file="$RUN_DIR/prometheus.yml" --storage.tsdb.path="$RUN_DIR/prometheus-data" \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >"$RUN_DIR/prometheus.log" 2>&1 &
+  echo $! >"$RUN_DIR/prometheus.pid"
+else
+  log "prometheus: something already answers on 127.0.0.1:$PROMETHEUS_PORT, using it"
+fi
 make --no-print-directory migrate >/dev/null
 run user-source src/reference/dev/user-source.ts USER_SOURCE_COUNT="${USER_SOURCE_COUNT:-1000}"
 for n in 1 2; do
@@ -56,12 +73,19 @@ fi
 for port in "$DEV_ORDERS_PORT" "$DEV_USERS_PORT" "$DEV_STATUS_PORT"; do wait_for 30 "the developer proxy on $port" port_open "$port"; done
 # A first sync now rather than in a minute, so the status shows users at once.
 grpcurl -plaintext -max-time 60 "127.0.0.1:$DEV_USERS_PORT" meshkit.users.v1.UserSyncService/SyncUsers >/dev/null || log "first sync failed (see .run/user-sync-1.log)"
-run traffic src/reference/dev/traffic.ts
+run traffic src/reference/dev/traffic.ts INSTANCE_ID=traffic-1
+# Outside the mesh (MESH_IDENTITY=false): browsers have no mesh certificate. It calls no meshed
+# service; it reads Consul, Prometheus and Jaeger.
+run dashboard src/reference/services/dashboard/main.ts INSTANCE_ID=dashboard-1 MESH_IDENTITY=false PORT="$DASHBOARD_PORT"
+wait_for 60 "the dashboard to register" registered dashboard
+wait_for 30 "Prometheus" curl -fsS "$PROMETHEUS_URL/-/ready"
 
 orders=$(port_of orders-1) users=$(port_of user-sync-1) status=$(port_of status-1)
 cat <<MSG
 
   The mesh is up (logs in .run/, stop with: make down)
+    Dashboard      http://127.0.0.1:$DASHBOARD_PORT/   (the mesh live: services, calls, clients' views, traces, intentions)
+    Prometheus     $PROMETHEUS_URL/   (scrapes every instance Consul lists, every second)
     Consul UI      http://127.0.0.1:$CONSUL_HTTP_PORT/ui/dc1/services
     Jaeger API     http://127.0.0.1:$JAEGER_UI_PORT/api/traces?service=status   (services: /api/services)
     user-sync      127.0.0.1:$users $(port_of user-sync-2)   (mutual TLS: mesh identities only)

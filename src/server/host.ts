@@ -53,6 +53,12 @@ export interface ServerHostOptions {
    * is closed (a slow-loris guard). Default 10 000.
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Answers the plain HTTP requests that are not RPCs (nor `/metrics`), such as a browser page's
+   * assets: return true when the request was answered; otherwise the host answers 404. Default
+   * none (every such request is a 404).
+   */
+  httpFallback?: (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
   /** Serves `GET /metrics` (Prometheus text format) from this registry; default none. */
   metrics?: Registry;
   /** Who may read `/metrics` (a bearer token); default anyone. See metrics-endpoint.ts. */
@@ -179,6 +185,7 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
       if (peer && !peer.id) {
         if (answerTrailersOnly(request, response, Code.Unauthenticated, peer.detail)) return;
       } else if (answerUnknownMethod(request, response, servedServices)) return;
+      if (options.httpFallback?.(request as http.IncomingMessage, response as http.ServerResponse)) return;
       (response as http.ServerResponse).writeHead(404);
       response.end();
     },

@@ -1,3 +1,4 @@
+import type http from "node:http";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { createValidateInterceptor } from "@connectrpc/validate";
@@ -31,6 +32,11 @@ export interface ServiceRuntime {
    * reports NOT_SERVING (so Consul's check fails and clients move away) until it passes again.
    */
   healthCheck?: () => Promise<void>;
+  /**
+   * Answers plain HTTP requests on the service port that are not RPCs (a page and its assets):
+   * true when answered, else the host answers 404. See `startServerHost`'s `httpFallback`.
+   */
+  httpFallback?: (request: http.IncomingMessage, response: http.ServerResponse) => boolean;
   /** Releases what `start` took (workers, pools), after the server has drained. */
   stop?: () => Promise<void>;
 }
@@ -168,6 +174,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const server = await startServerHost({
     routes: runtime.routes,
     log,
+    ...(runtime.httpFallback ? { httpFallback: runtime.httpFallback } : {}),
     host,
     port,
     handshakeTimeoutMs,

@@ -60,8 +60,12 @@ export class EndpointSet {
   #picker: Picker = emptyPicker;
   #first = true;
   #rampTimer: NodeJS.Timeout | undefined;
+  #ejected: ReadonlySet<MeshEndpoint> = new Set();
 
-  constructor(private readonly options: EndpointSetOptions) {}
+  constructor(private readonly options: EndpointSetOptions) {
+    // Each instance's ejection, attempts in flight and latency estimate, read at scrape time.
+    options.metrics?.endpointSources.set(this, { service: options.service, endpoints: () => this.#reports() });
+  }
 
   /** Every endpoint, available or not. */
   get list(): readonly MeshEndpoint[] {
@@ -127,11 +131,13 @@ export class EndpointSet {
     const ramping = this.#applySlowStart();
     const out = this.#list.filter((endpoint) => endpoint.health.unavailable);
     let available: MeshEndpoint[] = this.#list;
+    this.#ejected = new Set();
     if (out.length > 0) {
       const cap = maxEjected(this.#list.length, this.options.maxEjectionPercent);
       // Over the cap, the endpoints ejected longest ago stay out (their reset timer is nearest);
       // the others keep taking calls until ejections end.
       const ejected = new Set(out.sort((a, b) => a.health.openedAt - b.health.openedAt).slice(0, cap));
+      this.#ejected = ejected;
       available = this.#list.filter((endpoint) => !ejected.has(endpoint));
     }
     this.#picker = this.options.balancer.picker(available);
@@ -146,6 +152,7 @@ export class EndpointSet {
   }
 
   close(): void {
+    this.options.metrics?.endpointSources.delete(this);
     clearTimeout(this.#rampTimer);
     for (const endpoint of this.#endpoints.values()) {
       endpoint.close();
@@ -154,6 +161,13 @@ export class EndpointSet {
     this.#endpoints.clear();
     this.#list = [];
     this.#picker = emptyPicker;
+  }
+
+  *#reports() {
+    const now = performance.now();
+    for (const endpoint of this.#list) {
+      yield { instance: endpoint.instance.id, ejected: this.#ejected.has(endpoint), outstanding: endpoint.load.outstanding, latencyMs: endpoint.load.latencyCost(now) };
+    }
   }
 
   /** Sets each endpoint's weight for now; true while one is still ramping. */

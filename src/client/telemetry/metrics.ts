@@ -20,12 +20,33 @@ export interface ClientMetrics {
   breakerTransitions: Counter<"service" | "instance" | "state">;
   resolverInstances: Gauge<"service">;
   resolverStaleness: Gauge<"service">;
+  /** Per instance, at scrape time: 1 while the client leaves it out of its picks (ejected by its breaker). */
+  endpointEjected: Gauge<"service" | "instance">;
+  /** Per instance, at scrape time: attempts in flight to it. */
+  endpointOutstanding: Gauge<"service" | "instance">;
+  /** Per instance, at scrape time: the client's peak-EWMA latency estimate, in seconds. */
+  endpointLatency: Gauge<"service" | "instance">;
+  /**
+   * The endpoint sets whose instances the three gauges above report, read at scrape time (keyed
+   * by the set, so a transport that closes takes its instances' series with it). Two transports
+   * of one service in one registry report one series per instance: ejected if either ejects it,
+   * their outstanding attempts added, the higher estimate.
+   */
+  endpointSources: Map<object, { service: string; endpoints: () => Iterable<EndpointReport> }>;
   /**
    * Staleness sources read at scrape time, one per transport (keyed by the transport, so that
    * closing one of two transports of a service leaves the other's); a service reports its
    * freshest source.
    */
   stalenessSources: Map<object, { service: string; stalenessMs: () => number }>;
+}
+
+/** What an endpoint set reports of one of its instances at scrape time. */
+export interface EndpointReport {
+  instance: string;
+  ejected: boolean;
+  outstanding: number;
+  latencyMs: number;
 }
 
 const byRegistry = new WeakMap<Registry, ClientMetrics>();
@@ -35,6 +56,37 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
   if (metrics) return metrics;
   const registers = [registry];
   const stalenessSources: ClientMetrics["stalenessSources"] = new Map();
+  const endpointSources: ClientMetrics["endpointSources"] = new Map();
+  // Each of the three endpoint gauges merges the sets' reports at its scrape (a walk over the endpoints).
+  const reports = () => {
+    const byKey = new Map<string, EndpointReport & { service: string }>();
+    for (const { service, endpoints } of endpointSources.values()) {
+      for (const report of endpoints()) {
+        const key = `${service}\n${report.instance}`;
+        const seen = byKey.get(key);
+        if (!seen) {
+          byKey.set(key, { service, ...report });
+        } else {
+          seen.ejected ||= report.ejected;
+          seen.outstanding += report.outstanding;
+          seen.latencyMs = Math.max(seen.latencyMs, report.latencyMs);
+        }
+      }
+    }
+    return byKey;
+  };
+  // Series exist only for the instances some endpoint set holds now: a gauge is rebuilt on every scrape.
+  const endpointGauge = (name: string, help: string, value: (report: EndpointReport) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["service", "instance"],
+      registers,
+      collect() {
+        this.reset();
+        for (const report of reports().values()) this.set({ service: report.service, instance: report.instance }, value(report));
+      },
+    });
   metrics = {
     // Observed on every call and every attempt: children that keep their own counts (bound-histogram.ts).
     calls: new BoundHistogram({
@@ -93,6 +145,10 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
         for (const [service, ms] of freshest) this.set({ service }, ms / 1000);
       },
     }),
+    endpointEjected: endpointGauge("meshkit_client_endpoint_ejected", "1 while the client leaves the instance out of its picks (its breaker open, within the ejection cap), else 0.", (r) => (r.ejected ? 1 : 0)),
+    endpointOutstanding: endpointGauge("meshkit_client_endpoint_outstanding", "Attempts in flight to the instance.", (r) => r.outstanding),
+    endpointLatency: endpointGauge("meshkit_client_endpoint_latency_seconds", "The client's peak-EWMA latency estimate of the instance, in seconds.", (r) => r.latencyMs / 1000),
+    endpointSources,
     stalenessSources,
   };
   byRegistry.set(registry, metrics);
