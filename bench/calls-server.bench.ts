@@ -3,6 +3,10 @@
  * with ghz (Go, a process of its own) as the load: one HTTP/2 connection, BENCH_CONCURRENCY
  * calls in flight. Every server runs in its own process (bench/support/echo-server.ts):
  *   - grpc-js                  bare @grpc/grpc-js server: the baseline of every ratio
+ *   - grpc-js + OpenTelemetry  the tracing peer: the bare grpc-js server traced by
+ *                              @opentelemetry/instrumentation-grpc under the OpenTelemetry Node SDK,
+ *                              every span sampled and exported over OTLP to the running Jaeger
+ *                              (bench/support/peer-telemetry.ts): what a Node team runs instead
  *   - connect-node             bare connect-node server, no interceptors
  *   - host via connect-node    the host with every call through connect-node (as it shipped)
  *   - host                     the host with its lean gRPC path, no interceptors
@@ -20,6 +24,8 @@
  *                              reference: what the chain costs apart from tracing)
  * Every server runs compiled by tsc (tsconfig.bench.json, into .bench-build/), as users run the
  * package, not through tsx, whose keepNames costs the host about 10 us per tiny call.
+ * Targets: host / grpc-js calls/s >= 0.80, and host + interceptors / the tracing peer calls/s
+ * >= 1.0 (both tracing every call into the same Jaeger), each workload.
  * Workloads: tiny unary, 10 KB unary (10 KB each way), server streams of 100 messages. Rounds
  * alternate the servers, so a noisy neighbour hurts them alike. Each target ratio is taken within
  * each round (the two servers measured seconds apart) and the median of those rounds counts, as
@@ -59,6 +65,7 @@ const connections = Number(process.env.BENCH_CONNECTIONS ?? 1000);
 
 type ServerKind =
   | "grpc-js"
+  | "grpc-js + OpenTelemetry"
   | "connect-node"
   | "host via connect-node"
   | "host"
@@ -77,6 +84,7 @@ interface Workload {
 }
 
 const withInterceptors: ServerKind[] = [
+  "grpc-js + OpenTelemetry",
   "host + interceptors",
   "host + interceptors, spans to a receive-only collector",
   "host + interceptors, no spans",
@@ -109,9 +117,14 @@ async function compileServers(): Promise<void> {
   await symlink(path.join(projectRoot, "proto"), path.join(compiledRoot, "proto"));
 }
 
-/** Starts bench/support/echo-server.ts, as compiled, as `kind` and waits for the port it prints. */
+/**
+ * Starts bench/support/echo-server.ts, as compiled, as `kind` and waits for the port it prints.
+ * The tracing peer (`grpc-js-otel`) starts with its OpenTelemetry set-up loaded first
+ * (bench/support/peer-telemetry.ts), exporting to the running Jaeger (OTEL_EXPORTER_OTLP_ENDPOINT).
+ */
 async function startBenchServer(kind: string): Promise<RunningServer> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(compiledRoot, "bench/support/echo-server.js"), kind], {
+  const preload = kind === "grpc-js-otel" ? ["--import", path.join(compiledRoot, "bench/support/peer-telemetry.js")] : [];
+  const child: ChildProcess = spawn(process.execPath, [...preload, path.join(compiledRoot, "bench/support/echo-server.js"), kind], {
     cwd: projectRoot,
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -304,6 +317,7 @@ async function main() {
   try {
     await compileServers();
     servers.set("grpc-js", await startBenchServer("grpc-js"));
+    servers.set("grpc-js + OpenTelemetry", await startBenchServer("grpc-js-otel"));
     servers.set("connect-node", await startBenchServer("connect-node"));
     servers.set("host via connect-node", await startBenchServer("host-connect-node"));
     servers.set("host", await startBenchServer("host"));
@@ -319,6 +333,7 @@ async function main() {
 
     // The CPU each exporting server's collector spends meanwhile.
     const collectorOf = new Map<ServerKind, number | undefined>([
+      ["grpc-js + OpenTelemetry", runningJaegerPid()],
       ["host + interceptors", runningJaegerPid()],
       ["host + interceptors, spans to a receive-only collector", collectors[0]!.pid],
     ]);
@@ -368,17 +383,25 @@ async function main() {
       }
       const host = summary(workload, "host");
       const intercepted = summary(workload, "host + interceptors");
+      const peer = summary(workload, "grpc-js + OpenTelemetry");
       const hostRatio = pairedRatio(workload, "host", "grpc-js");
+      const peerRatio = pairedRatio(workload, "host + interceptors", "grpc-js + OpenTelemetry");
       const interceptorRatio = pairedRatio(workload, "host + interceptors", "host");
+      const peerOfBare = pairedRatio(workload, "grpc-js + OpenTelemetry", "grpc-js");
       const hostCpu = host.cpuMicrosPerCall / baseline.cpuMicrosPerCall;
+      const peerCpu = intercepted.cpuMicrosPerCall / peer.cpuMicrosPerCall;
       const interceptorCpu = intercepted.cpuMicrosPerCall / host.cpuMicrosPerCall;
       const ofMedians = (a: Measured, b: Measured) => (a.callsPerSecond / b.callsPerSecond).toFixed(3);
       verdicts.push(
         `${workload.name}: host / grpc-js calls/s = ${hostRatio.median.toFixed(3)} (target >= 0.80: ${hostRatio.median >= 0.8 ? "met" : "NOT met"}; rounds ${hostRatio.rounds}; ratio of median rounds ${ofMedians(host, baseline)}); server CPU per call ${hostCpu.toFixed(2)}x grpc-js's`,
       );
       verdicts.push(
-        `${workload.name}: host + interceptors / host calls/s = ${interceptorRatio.median.toFixed(3)} (target >= 0.85: ${interceptorRatio.median >= 0.85 ? "met" : "NOT met"}; rounds ${interceptorRatio.rounds}; ratio of median rounds ${ofMedians(intercepted, host)}); server CPU per call ${interceptorCpu.toFixed(2)}x` +
-          collectorSpent(intercepted, "the trace collector (Jaeger, same cores)"),
+        `${workload.name}: host + interceptors / grpc-js + OpenTelemetry calls/s = ${peerRatio.median.toFixed(3)} (target >= 1.0: ${peerRatio.median >= 1 ? "met" : "NOT met"}; rounds ${peerRatio.rounds}; ratio of median rounds ${ofMedians(intercepted, peer)}); server CPU per call ${peerCpu.toFixed(2)}x the peer's` +
+          collectorSpent(intercepted, "the trace collector (Jaeger, same cores)") +
+          collectorSpent(peer, "for the peer's spans it"),
+      );
+      verdicts.push(
+        `  (for reference: host + interceptors / host ${interceptorRatio.median.toFixed(3)}, rounds ${interceptorRatio.rounds}, server CPU per call ${interceptorCpu.toFixed(2)}x; grpc-js + OpenTelemetry / grpc-js ${peerOfBare.median.toFixed(3)}, rounds ${peerOfBare.rounds})`,
       );
       const received = summary(workload, "host + interceptors, spans to a receive-only collector");
       const receivedRatio = pairedRatio(workload, "host + interceptors, spans to a receive-only collector", "host");

@@ -9,6 +9,11 @@
  *   - host:              the server host, no interceptors
  *   - grpc-js-mtls:      the bare grpc-js server with mutual TLS (client certificates required),
  *                        from the PEM files named by BENCH_TLS_CA, BENCH_TLS_CERT, BENCH_TLS_KEY
+ *   - grpc-js-otel:      the tracing peer: the bare grpc-js server traced by
+ *                        @opentelemetry/instrumentation-grpc under the OpenTelemetry Node SDK,
+ *                        every span exported over OTLP; run it with
+ *                        `node --import <compiled bench/support/peer-telemetry.js>` (it refuses to
+ *                        start uninstrumented)
  * (The host with its interceptors on is the echo service itself, src/reference/services/echo/main.ts.)
  * It prints one JSON line {"port": N} on stdout once it listens, and serves until killed.
  */
@@ -24,7 +29,9 @@ import { echoRoutes, maxStreamCount } from "../../src/reference/services/echo/ro
 
 const projectRoot = path.resolve(import.meta.dirname, "../..");
 const kind = process.argv[2];
-const instanceId = `bench-${kind}`;
+// The peer's id is 10 characters, as long as the echo service's in the bench ("bench-echo"), so
+// that the two servers its target compares send the same bytes.
+const instanceId = kind === "grpc-js-otel" ? "bench-otel" : `bench-${kind}`;
 
 async function grpcJsServer(credentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const definition = protoLoader.loadSync(path.join(projectRoot, "proto/meshkit/echo/v1/echo.proto"), { includeDirs: [path.join(projectRoot, "proto")] });
@@ -62,12 +69,16 @@ async function main(): Promise<number> {
       return (await startServerHost({ routes: echoRoutes(instanceId), leanGrpcPath: false })).port;
     case "host":
       return (await startServerHost({ routes: echoRoutes(instanceId) })).port;
+    case "grpc-js-otel":
+      // shimmer marks what it wraps: without the instrumentation this would measure a bare server.
+      if (!("__wrapped" in grpc.Server.prototype.register)) throw new Error("grpc-js-otel: @grpc/grpc-js is not instrumented; start with node --import bench/support/peer-telemetry.js");
+      return grpcJsServer();
     case "grpc-js-mtls": {
       const pem = (name: string) => readFileSync(process.env[name] ?? "");
       return grpcJsServer(grpc.ServerCredentials.createSsl(pem("BENCH_TLS_CA"), [{ cert_chain: pem("BENCH_TLS_CERT"), private_key: pem("BENCH_TLS_KEY") }], true));
     }
     default:
-      throw new Error(`unknown server kind "${kind}": grpc-js, connect-node, host-connect-node, host or grpc-js-mtls`);
+      throw new Error(`unknown server kind "${kind}": grpc-js, connect-node, host-connect-node, host, grpc-js-mtls or grpc-js-otel`);
   }
 }
 

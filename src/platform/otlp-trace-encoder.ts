@@ -2,17 +2,35 @@ import type { Attributes, AttributeValue, HrTime, Link, SpanContext } from "@ope
 import type { ReadableSpan, TimedEvent } from "@opentelemetry/sdk-trace";
 
 /**
+ * The version of @opentelemetry/otlp-transformer whose serializer `encodeTraceExportRequest` was
+ * last checked against, byte for byte (test/unit/otlp-trace-encoder.test.ts). package.json pins
+ * the library to exactly this version, and a unit test fails when the installed or pinned
+ * version is another: whoever bumps it re-runs the byte comparisons, reads the library's
+ * serializer for anything new (a field, a default, an order), and then updates this.
+ */
+export const otlpTransformerVersionChecked = "0.301.0";
+
+/**
  * encodeTraceExportRequest writes spans as an OTLP `ExportTraceServiceRequest` in protobuf: the
  * same bytes as `ProtobufTraceSerializer.serializeRequest` of @opentelemetry/otlp-transformer
- * (field for field, in the same order, with the same defaults; its unit test compares the two on
- * spans with every feature), written in one pass.
+ * (`otlpTransformerVersionChecked`: field for field, in the same order, with the same defaults;
+ * its unit test compares the two on spans with every feature), written in one pass.
+ * `OtlpGrpcTraceExporter` uses it unless told to use the library's serializer
+ * (`encoder: "opentelemetry"`, or `MESHKIT_OTLP_TRACE_ENCODER=opentelemetry` for `startTelemetry`).
+ *
+ * ```ts
+ * const request: Uint8Array = encodeTraceExportRequest(spans);
+ * ```
  *
  * Why our own: with every call traced, serialization was the largest part of a span's cost on
- * the server (docs/benchmarks.md, server calls). The library's writer runs the whole request
- * twice, once to estimate its size and once to write it, through calls that take either pass
- * (so the JIT sees two receiver shapes everywhere), converts each id from hex a character at a
- * time, and copies each string a character at a time. This one writes once into a Buffer that
- * grows, with Node's native hex and UTF-8 writers.
+ * the server (docs/benchmarks.md, server calls). The library's serializer runs the whole request
+ * twice, once through a size estimator and once through its writer (so the JIT sees two receiver
+ * shapes in every shared function), allocates a Uint8Array for every id it converts from hex,
+ * and copies every ASCII string a character at a time after a first pass that checks it is
+ * ASCII. This one writes once into a Buffer that doubles when full: ids go from hex straight into
+ * it through a 128-entry lookup table; a string of up to 42 UTF-16 units is copied in one pass
+ * that falls back to Node's UTF-8 writer at the first non-ASCII character; longer strings go
+ * through Node's UTF-8 writer.
  */
 export function encodeTraceExportRequest(spans: readonly ReadableSpan[]): Uint8Array {
   const writer = new Writer(spans.length * 256 + 512);

@@ -33,32 +33,46 @@ describe("chaos: PostgreSQL restarted under load", function () {
     const client = createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${orders.port}` }));
     const acknowledged: string[] = [];
     const codes = new Map<Code, number>();
+    /** The codes of the calls that began and ended while PostgreSQL was down (stopped, not yet restarting). */
+    const duringOutage = new Map<Code, number>();
+    let okDuringOutage = 0;
+    let down = 0; // increments when PostgreSQL has stopped, and again when its restart begins
     let n = 0;
     // Crash PostgreSQL at 1 s, bring it back at 3 s; load for 6 s.
     const outage = (async () => {
       await new Promise((resolve) => setTimeout(resolve, 1000));
       await database.stop();
+      down = 1;
       await new Promise((resolve) => setTimeout(resolve, 2000));
+      down = 2;
       await database.start();
     })();
     const result = await runLoad(
       async () => {
+        const startedDown = down === 1;
         try {
           const reply = await client.createOrder({ idempotencyKey: `pg-${run}-${n++}`, userId: "u", product: "p", quantity: 1, amountCents: 1n }, { timeoutMs: 2000 });
           acknowledged.push(reply.order!.id);
+          if (startedDown && down === 1) okDuringOutage++;
         } catch (error) {
           const code = ConnectError.from(error).code;
           codes.set(code, (codes.get(code) ?? 0) + 1);
+          if (startedDown && down === 1) duringOutage.set(code, (duringOutage.get(code) ?? 0) + 1);
           throw error;
         }
       },
       { durationMs: 6000, concurrency: 4, maxCalls: 20_000 },
     );
     await outage;
-    console.log(`      ${result.calls} calls, ${acknowledged.length} acknowledged, failures by code: ${JSON.stringify(Object.fromEntries([...codes].map(([c, k]) => [Code[c], k])))}`);
-    // Failures during the outage say UNAVAILABLE (or the caller's deadline), never UNKNOWN/INTERNAL.
+    const byName = (counts: Map<Code, number>) => JSON.stringify(Object.fromEntries([...counts].map(([c, k]) => [Code[c], k])));
+    console.log(`      ${result.calls} calls, ${acknowledged.length} acknowledged, failures by code: ${byName(codes)}; calls begun and ended while it was down: ${byName(duringOutage)}, ${okDuringOutage} OK`);
+    // While PostgreSQL is down, every call fails, and fails with UNAVAILABLE: at once, telling
+    // the caller to retry later, not waiting out its deadline and never UNKNOWN/INTERNAL.
+    assert.ok(duringOutage.size > 0, "no call began and ended while PostgreSQL was down: was it really stopped?");
+    assert.deepEqual([...duringOutage.keys()].map((code) => Code[code]), ["Unavailable"], `calls while PostgreSQL was down failed with ${byName(duringOutage)}`);
+    assert.equal(okDuringOutage, 0, "a command succeeded while PostgreSQL was down");
+    // Calls caught by the crash itself or by the restart may also run into their deadline.
     for (const code of codes.keys()) assert.ok(code === Code.Unavailable || code === Code.DeadlineExceeded, `failed with ${Code[code]}`);
-    assert.ok(codes.size > 0, "the outage caused no failure at all: was PostgreSQL really stopped?");
     assert.equal(orders.child.exitCode, null, `the service died:\n${orders.output.slice(-20).join("\n")}`);
 
     // Every acknowledged order is in the restarted database.

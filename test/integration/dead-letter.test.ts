@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { privateDatabase, type PrivateDatabase } from "../support/database.js";
 import { eventually } from "../support/infra.js";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
-import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { startPrivateStack, type PrivateStack } from "../support/private-stack.js";
 
 /** Flat XRANGE fields as a record. */
 const fieldsOf = (flat: string[]) => Object.fromEntries(Array.from({ length: flat.length / 2 }, (_, i) => [flat[2 * i]!, flat[2 * i + 1]!]));
@@ -11,20 +9,14 @@ const fieldsOf = (flat: string[]) => Object.fromEntries(Array.from({ length: fla
 describe("events that cannot be applied go to a dead-letter stream (issue 13, case 2)", function () {
   this.timeout(90_000);
   const run = randomUUID().slice(0, 8);
-  let redis: PrivateRedis;
-  let orders: ServiceProcess | undefined;
-  // A database of its own too: with the shared one, this process's relay would publish other
-  // suites' order events into this test's Redis, and theirs this one's into their Redis.
-  let database: PrivateDatabase;
+  // A Redis and a database of its own: with the shared database, this process's relay would
+  // publish other suites' order events into this test's Redis, and theirs this one's into theirs.
+  let stack: PrivateStack;
 
   before(async () => {
-    [redis, database] = await Promise.all([startPrivateRedis(), privateDatabase("dead_letter")]);
+    stack = await startPrivateStack("dead_letter");
   });
-  after(async () => {
-    await killProcess(orders);
-    await redis?.close();
-    await database?.drop();
-  });
+  after(() => stack?.close());
 
   it("applies the good entries of a batch at once, and dead-letters the bad ones with the reason instead of redelivering them forever", async () => {
     const order = (id: string) => JSON.stringify({ id, user_id: "u", product: "p", quantity: 1, amount_cents: "1", status: "PENDING", created_at: new Date().toISOString(), updated_at: new Date().toISOString(), version: 1 });
@@ -33,19 +25,17 @@ describe("events that cannot be applied go to a dead-letter stream (issue 13, ca
     // A key of the wrong type under the order's name: applying that order fails with WRONGTYPE on
     // every delivery, a failure the projector cannot tell from a passing one, so it spends its
     // delivery budget first.
-    await redis.client.set(`order:${wrongType}`, "not a hash");
+    await stack.redis.client.set(`order:${wrongType}`, "not a hash");
     // Written before the service starts, so that its first read takes them as one batch.
-    const c = redis.client;
+    const c = stack.redis.client;
     await c.xadd("events:orders", "*", "id", "1", "type", "order.created", "payload", "{not json");
     await c.xadd("events:orders", "*", "id", "2", "type", "order.created", "payload", order(good));
     await c.xadd("events:orders", "*", "id", "3", "type", "order.created", "payload", order(wrongType));
     await c.xadd("events:orders", "*", "id", "4", "type", "order.created", "payload", "{}");
 
-    orders = await startServiceProcess("src/reference/services/orders/main.ts", {
+    const orders = await stack.start("src/reference/services/orders/main.ts", {
       SERVICE_NAME: `orders-dead-letter-${run}`,
       CONSUL_CHECK_INTERVAL: "1s",
-      REDIS_URL: redis.url,
-      PGDATABASE: database.name,
       EVENTS_CLAIM_IDLE_MS: "300",
       EVENTS_MAX_DELIVERIES: "3",
       EVENTS_TRIM_INTERVAL_MS: "500",

@@ -7,9 +7,13 @@ import https from "node:https";
 import net from "node:net";
 import tls from "node:tls";
 import { setTimeout as sleep } from "node:timers/promises";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
 import { echoRoutes } from "../../src/reference/services/echo/routes.js";
 import { createTestPki, type TestPki } from "../support/certificates.js";
+import { grpcFrame } from "../support/raw-grpc.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 /** The first half of the 24-byte HTTP/2 client preface (RFC 9113, section 3.4). */
@@ -93,6 +97,49 @@ describe("drain and slow-loris guard: every accepted connection is tracked, star
     });
   });
 
+  it("after its GOAWAY, a draining host refuses new calls: none on the same connection, no new connection; the call in flight completes", async () => {
+    const handled: string[] = [];
+    const routes = (router: ConnectRouter) =>
+      router.service(EchoService, {
+        async echo(request) {
+          handled.push(request.message);
+          if (request.message === "in flight") await sleep(800);
+          return { message: request.message };
+        },
+        async *echoStream() {},
+      });
+    const host = await startHost({ routes });
+    // The client must not learn of the GOAWAY, or it would refuse the new call itself: between
+    // it and the host, a proxy that passes everything else and keeps the host's GOAWAY frames.
+    const proxy = await goawayKeepingProxy(host.port);
+    const session = http2.connect(`http://127.0.0.1:${proxy.port}`);
+    session.on("error", () => undefined);
+    try {
+      const inFlight = unaryOn(session, "in flight");
+      await until("the first call's handler to start", () => handled.includes("in flight"));
+      const drained = host.drain(5000);
+      const goaway = await until("the host's GOAWAY", () => proxy.goaways[0]);
+      assert.deepEqual(goaway, { lastStreamId: 1, errorCode: http2.constants.NGHTTP2_NO_ERROR }, "GOAWAY: no error, the last stream it serves the one in flight");
+      // A new call on the same connection (stream 3, above the GOAWAY's last stream id).
+      const late = unaryOn(session, "after the GOAWAY");
+      // And a new connection.
+      const refused = await new Promise<string>((resolve) => {
+        const socket = net.connect({ host: "127.0.0.1", port: host.port });
+        socket.once("connect", () => (socket.destroy(), resolve("accepted")));
+        socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+      });
+      assert.equal(refused, "ECONNREFUSED", "a new connection during the drain");
+      assert.deepEqual(await inFlight, { grpcStatus: "0", message: "in flight" }, "the call in flight before the GOAWAY");
+      const lateAnswer = await late;
+      assert.equal(lateAnswer.grpcStatus, undefined, `the call opened after the GOAWAY was answered: ${JSON.stringify(lateAnswer)}`);
+      assert.deepEqual(handled, ["in flight"], "a handler ran for a call opened after the GOAWAY");
+      assert.ok((await settlesWithin(drained, 3000)) !== undefined, "the drain did not end once the call in flight had");
+    } finally {
+      session.destroy();
+      proxy.close();
+    }
+  });
+
   it("closes connections that do not start within handshakeTimeoutMs, and keeps those that did", async () => {
     const host = await startHost({ handshakeTimeoutMs: 400 });
     const silent = await open(host.port);
@@ -173,4 +220,74 @@ async function idleHttp1Connection(client: typeof http | typeof https, port: num
   });
   socket.on("error", () => undefined);
   return socket;
+}
+
+/** Polls `probe` every 10 ms until it returns something other than false or undefined; fails after `ms`. */
+async function until<T>(what: string, probe: () => T | false | undefined, ms = 5000): Promise<T> {
+  for (const deadline = performance.now() + ms; performance.now() < deadline; await sleep(10)) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/**
+ * One gRPC unary Echo on `session`: the grpc-status and message it got, or no status when the
+ * stream closed without an answer.
+ */
+function unaryOn(session: http2.ClientHttp2Session, message: string): Promise<{ grpcStatus?: string; message?: string; rstCode?: number }> {
+  return new Promise((resolve) => {
+    const stream = session.request({ ":method": "POST", ":path": "/meshkit.echo.v1.EchoService/Echo", "content-type": "application/grpc", te: "trailers" });
+    const chunks: Buffer[] = [];
+    let grpcStatus: string | undefined;
+    stream.on("response", (headers) => (grpcStatus = headers["grpc-status"] as string | undefined));
+    stream.on("trailers", (trailers) => (grpcStatus = trailers["grpc-status"] as string | undefined));
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("error", () => undefined);
+    stream.on("close", () => {
+      const body = Buffer.concat(chunks);
+      if (grpcStatus === undefined) return resolve({ rstCode: stream.rstCode });
+      resolve({ grpcStatus, ...(body.length >= 5 ? { message: fromBinary(EchoResponseSchema, body.subarray(5)).message } : {}) });
+    });
+    stream.end(grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message }))));
+  });
+}
+
+/**
+ * A loopback TCP proxy to `port` that passes every byte from the client and every HTTP/2 frame
+ * from the server but GOAWAY frames, which it keeps (last stream id and error code) in
+ * `goaways`: the client goes on as if none had come.
+ */
+async function goawayKeepingProxy(port: number): Promise<{ port: number; goaways: { lastStreamId: number; errorCode: number }[]; close(): void }> {
+  const goaways: { lastStreamId: number; errorCode: number }[] = [];
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((client) => {
+    const upstream = net.connect({ host: "127.0.0.1", port });
+    sockets.push(client, upstream);
+    for (const socket of [client, upstream]) socket.on("error", () => (client.destroy(), upstream.destroy()));
+    client.pipe(upstream);
+    let pending = Buffer.alloc(0);
+    upstream.on("data", (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      // Frames: a 9-byte header (24-bit length, type, flags, stream id), then the payload.
+      while (pending.length >= 9 && pending.length >= 9 + pending.readUIntBE(0, 3)) {
+        const size = 9 + pending.readUIntBE(0, 3);
+        const frame = pending.subarray(0, size);
+        pending = pending.subarray(size);
+        if (frame[3] === 0x7) goaways.push({ lastStreamId: frame.readUInt32BE(9) & 0x7fffffff, errorCode: frame.readUInt32BE(13) });
+        else client.write(frame);
+      }
+    });
+    upstream.on("end", () => client.end());
+    client.on("end", () => upstream.end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    goaways,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    },
+  };
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { setTimeout as sleep } from "node:timers/promises";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { EchoResponseSchema, EchoService, EchoStreamRequestSchema, EchoStreamResponseSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { startServerHost, type ServerHost } from "../../src/server/host.js";
 import { grpcFrame, rawCall } from "../support/raw-grpc.js";
 
@@ -17,6 +17,8 @@ describe("server host: the lean gRPC path answers as connect-node does", functio
   this.timeout(30_000);
   const aborted: string[] = [];
   const intercepted: string[] = [];
+  /** How many messages each server stream's handler has yielded so far, by the first 16 characters of its request message. */
+  const yielded = new Map<string, number>();
 
   const routes = (router: ConnectRouter) =>
     router.service(EchoService, {
@@ -41,7 +43,10 @@ describe("server host: the lean gRPC path answers as connect-node does", functio
         }
       },
       async *echoStream(request, context) {
-        for (let sequence = 1; sequence <= request.count; sequence++) yield { message: request.message, sequence };
+        for (let sequence = 1; sequence <= request.count; sequence++) {
+          yielded.set(request.message.slice(0, 16), sequence);
+          yield { message: request.message, sequence };
+        }
         if (request.message === "hang") {
           await new Promise<void>((resolve) => context.signal.addEventListener("abort", () => resolve()));
           aborted.push(`stream: ${ConnectError.from(context.signal.reason).code}`);
@@ -133,6 +138,45 @@ describe("server host: the lean gRPC path answers as connect-node does", functio
       return { count, bytes };
     });
     assert.deepEqual(big, { count: 300, bytes: 300 * 64 * 1024 });
+  });
+
+  it("holds a server stream back while its client stops reading: the handler waits and the server's memory stays bounded", async () => {
+    // 1,000 messages of 64 KiB (64 MiB) to a client that reads none of them: it opens a 1 KiB
+    // stream window and never reads, so it sends no WINDOW_UPDATE. The handler must stay
+    // suspended at a yield, a few messages in, not run ahead into the stream's write buffer.
+    const count = 1000;
+    const messageBytes = 64 * 1024;
+    for (const [name, host] of [["lean", lean], ["connect-node", connectNode]] as const) {
+      const tag = `held-${name}`.padEnd(16, "-").slice(0, 16);
+      const body = grpcFrame(toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message: tag.padEnd(messageBytes, "y"), count })));
+      const session = http2.connect(`http://127.0.0.1:${host.port}`, { settings: { initialWindowSize: 1024 } });
+      session.on("error", () => undefined);
+      try {
+        global.gc?.();
+        const externalBefore = process.memoryUsage().arrayBuffers;
+        const request = session.request({ ":method": "POST", ":path": "/meshkit.echo.v1.EchoService/EchoStream", "content-type": "application/grpc", te: "trailers" });
+        request.on("error", () => undefined);
+        request.pause(); // no 'data' listener and paused: nothing is read, nothing acknowledged
+        request.end(body);
+        await new Promise((resolve) => request.once("response", resolve));
+        await sleep(1000); // ample for 1,000 messages when nothing holds the handler back
+        const heldAt = yielded.get(tag) ?? 0;
+        const externalGrowth = process.memoryUsage().arrayBuffers - externalBefore;
+        assert.ok(heldAt >= 1 && heldAt <= 8, `${name}: the handler had yielded ${heldAt} of ${count} messages to a client that read none`);
+        assert.ok(externalGrowth < 16 * 2 ** 20, `${name}: the server's buffers grew by ${(externalGrowth / 2 ** 20).toFixed(1)} MiB while its client read nothing`);
+        // The client reads again: everything arrives, in full, and the call succeeds.
+        let bytes = 0;
+        request.on("data", (chunk: Buffer) => (bytes += chunk.length));
+        const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => request.once("trailers", resolve));
+        request.resume();
+        assert.equal((await trailers)["grpc-status"], "0", name);
+        assert.equal(yielded.get(tag), count, name);
+        const encoded = toBinary(EchoStreamResponseSchema, create(EchoStreamResponseSchema, { message: tag.padEnd(messageBytes, "y"), sequence: 1 })).length;
+        assert.ok(bytes >= count * (5 + encoded), `${name}: ${bytes} bytes arrived`);
+      } finally {
+        session.destroy();
+      }
+    }
   });
 
   it("gives the handler the caller's deadline and answers DEADLINE_EXCEEDED when it passes", async () => {

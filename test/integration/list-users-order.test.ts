@@ -3,35 +3,29 @@ import { randomUUID } from "node:crypto";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { UserSyncService } from "../../gen/meshkit/users/v1/users_pb.js";
-import { privateDatabase, type PrivateDatabase } from "../support/database.js";
 import { eventually } from "../support/infra.js";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
-import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import { startPrivateStack, type PrivateStack } from "../support/private-stack.js";
+import type { ServiceProcess } from "../support/service-process.js";
 
 describe("ListUsers pages in one order from Redis and from PostgreSQL (issue 13, case 7)", function () {
   this.timeout(90_000);
   // Ids whose byte order and English collation order differ (case, punctuation, accents).
   const ids = ["A1", "Z", "a-b", "aB", "a_c", "ab", "b", "e", "f", "é"];
   const byteOrder = [...ids].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-  let database: PrivateDatabase;
-  let redis: PrivateRedis;
+  let stack: PrivateStack;
   let users: ServiceProcess | undefined;
 
   before(async () => {
     // A database in an English collation, as many are: its default text order is not Redis's.
-    [database, redis] = await Promise.all([privateDatabase("list_order", { collation: "icu-en-US" }), startPrivateRedis()]);
-    users = await startServiceProcess("src/reference/services/users/main.ts", {
+    stack = await startPrivateStack("list_order", { collation: "icu-en-US" });
+    users = await stack.start("src/reference/services/users/main.ts", {
       SERVICE_NAME: `user-sync-order-${randomUUID().slice(0, 8)}`,
       SYNC_INTERVAL_MS: "0",
-      PGDATABASE: database.name,
-      REDIS_URL: redis.url,
       REDIS_COMMAND_TIMEOUT_MS: "300",
     });
   });
   after(async () => {
-    await killProcess(users);
-    await redis?.close();
-    await database?.drop();
+    await stack?.close();
   });
 
   it("gives the same pages, without a skip or a repeat, when a listing switches from Redis to PostgreSQL midway", async () => {
@@ -39,7 +33,7 @@ describe("ListUsers pages in one order from Redis and from PostgreSQL (issue 13,
     await client.importUsers((async function* () {
       for (const id of ids) yield { user: { thirdPartyId: id, email: "someone@example.com" } };
     })());
-    await eventually("every user in the Redis index", async () => ((await redis.client.zcard("users:index")) === ids.length ? true : undefined));
+    await eventually("every user in the Redis index", async () => ((await stack.redis.client.zcard("users:index")) === ids.length ? true : undefined));
 
     const page = async (token: string) => {
       const answer = await client.listUsers({ pageSize: 3, pageToken: token });
@@ -62,7 +56,7 @@ describe("ListUsers pages in one order from Redis and from PostgreSQL (issue 13,
     assert.deepEqual(await listAll(), byteOrder);
     // The first page from Redis, the rest from PostgreSQL (Redis gone mid-listing).
     const first = await page("");
-    await redis.stop();
+    await stack.redis.stop();
     assert.deepEqual(await listAll(first), byteOrder);
     // All from PostgreSQL.
     assert.deepEqual(await listAll(), byteOrder);

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { grpcFrame, rawCall } from "../support/raw-grpc.js";
-import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
-import { privateDatabase, type PrivateDatabase } from "../support/database.js";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import type { ServiceProcess } from "../support/service-process.js";
+import type { PrivateRedis } from "../support/private-redis.js";
+import { startPrivateStack, type PrivateStack } from "../support/private-stack.js";
 import { eventually } from "../support/infra.js";
 
 /**
@@ -23,18 +23,17 @@ describe("projection backlog: an instance keeps answering while it applies a lar
   const usersPerEntry = 1000; // a sync's page (USER_SOURCE_PAGE_SIZE's default) is one event
   const pendingEntries = 300; // read by a consumer that then died: claimed by the new instance
   const unreadEntries = 100; // never read: delivered to the new instance by XREADGROUP
+  let stack: PrivateStack;
   let redis: PrivateRedis;
-  let database: PrivateDatabase;
   let users: ServiceProcess | undefined;
 
   before(async () => {
     // A Redis and a database of this run's own: the backlog is exactly what this test wrote.
-    [redis, database] = await Promise.all([startPrivateRedis(), privateDatabase("projection_backlog")]);
+    stack = await startPrivateStack("projection_backlog");
+    redis = stack.redis;
   });
   after(async () => {
-    await killProcess(users);
-    await redis?.close();
-    await database?.drop();
+    await stack?.close();
   });
 
   it("answers every call within 2 s while it projects 400,000 users, and projects them all", async () => {
@@ -61,10 +60,8 @@ describe("projection backlog: an instance keeps answering while it applies a lar
     await appendEntries(pendingEntries, unreadEntries);
     const totalUsers = (pendingEntries + unreadEntries) * usersPerEntry;
 
-    users = await startServiceProcess("src/reference/services/users/main.ts", {
+    users = await stack.start("src/reference/services/users/main.ts", {
       CONSUL_CHECK_INTERVAL: "1s",
-      PGDATABASE: database.name,
-      REDIS_URL: redis.url,
       SERVICE_NAME: `user-sync-backlog-${run}`,
       SYNC_INTERVAL_MS: "0",
       // Entries idle this long are claimed: the dead consumer's, at once.

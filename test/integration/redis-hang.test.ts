@@ -4,38 +4,31 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { OrderService } from "../../gen/meshkit/orders/v1/orders_pb.js";
-import { privateDatabase, type PrivateDatabase } from "../support/database.js";
+import type { PrivateDatabase } from "../support/database.js";
 import { eventually } from "../support/infra.js";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
-import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
+import type { PrivateRedis } from "../support/private-redis.js";
+import { startPrivateStack, type PrivateStack } from "../support/private-stack.js";
 
 describe("a Redis that stops answering without closing its connections (issue 13, case 3)", function () {
   this.timeout(90_000);
   const run = randomUUID().slice(0, 8);
+  // A database of the test's own, with its Redis: in the shared one, the relays of other suites'
+  // orders processes (each with its own Redis) may publish this test's events before its relay does.
+  let stack: PrivateStack;
   let redis: PrivateRedis;
-  let orders: ServiceProcess | undefined;
-  // A database of the test's own: in the shared one, the relays of other suites' orders
-  // processes (each with its own Redis) may publish this test's events before its relay does.
-  let database: PrivateDatabase;
   let db: PrivateDatabase["pool"];
 
   before(async () => {
-    [redis, database] = await Promise.all([startPrivateRedis(), privateDatabase("redis_hang")]);
-    db = database.pool;
+    stack = await startPrivateStack("redis_hang");
+    redis = stack.redis;
+    db = stack.database.pool;
   });
-  after(async () => {
-    redis?.resume();
-    await killProcess(orders);
-    await redis?.close();
-    await database?.drop();
-  });
+  after(() => stack?.close());
 
   it("holds no outbox row lock while it hangs, queries answer from PostgreSQL in bounded time, and everything lands once it answers again", async () => {
-    orders = await startServiceProcess("src/reference/services/orders/main.ts", {
+    const orders = await stack.start("src/reference/services/orders/main.ts", {
       SERVICE_NAME: `orders-redis-hang-${run}`,
       CONSUL_CHECK_INTERVAL: "1s",
-      REDIS_URL: redis.url,
-      PGDATABASE: database.name,
       REDIS_COMMAND_TIMEOUT_MS: "500",
     });
     const client = createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${orders.port}` }));
@@ -101,14 +94,12 @@ describe("a Redis that stops answering without closing its connections (issue 13
   });
 
   it("publishes a batch another relay claimed and never stamped (it died) once that relay's lease has run out", async () => {
-    const database = await privateDatabase("relay_lease");
-    const leaseRedis = await startPrivateRedis();
-    let instance: ServiceProcess | undefined;
+    const lease = await startPrivateStack("relay_lease");
+    const { database, redis: leaseRedis } = lease;
     try {
       // Migrated by a first start; then an event as a relay that died mid-publish leaves it:
       // claimed for 3 more seconds, not published.
-      const env = { SERVICE_NAME: `orders-lease-${run}`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: leaseRedis.url, PGDATABASE: database.name };
-      instance = await startServiceProcess("src/reference/services/orders/main.ts", env);
+      await lease.start("src/reference/services/orders/main.ts", { SERVICE_NAME: `orders-lease-${run}`, CONSUL_CHECK_INTERVAL: "1s" });
       const order = { id: `lease-${run}`, user_id: "u", product: "p", quantity: 1, amount_cents: "1", status: "PENDING", created_at: new Date().toISOString(), updated_at: new Date().toISOString(), version: 1 };
       await database.pool.query("INSERT INTO outbox (stream, event_type, payload, publishing_until) VALUES ('events:orders', 'order.created', $1, now() + interval '3 seconds')", [JSON.stringify(order)]);
       const projected = async () => ((await leaseRedis.client.hexists(`order:${order.id}`, "json")) ? true : undefined);
@@ -116,9 +107,7 @@ describe("a Redis that stops answering without closing its connections (issue 13
       assert.equal(await projected(), undefined, "published while another relay's lease held it");
       await eventually("the event published once the lease ran out", projected, { timeoutMs: 10_000, intervalMs: 200 });
     } finally {
-      await killProcess(instance);
-      await leaseRedis.close();
-      await database.drop();
+      await lease.close();
     }
   });
 });

@@ -55,17 +55,33 @@ describe("mesh client resilience: the defects of issue 11", function () {
     // the request leaves. (Sent anyway, with a larger client limit, the server's refusal is not
     // seen before the attempt timeout: the server answers without reading the body, and the
     // client's write stalls on flow control.)
-    const { client, breakerEvents } = meshOver(healthy, {
+    const metrics = new Registry();
+    const { transport, client, breakerEvents } = meshOver(healthy, {
       balancer: "round_robin",
       breaker: { volumeThreshold: 5, consecutiveFailures: 5, resetTimeoutMs: 60_000 },
+      metrics,
     });
+    // Every instance's breaker, as the transport holds it and as its gauge exports it (0 = closed).
+    const breakerStates = async () => {
+      const gauge = (await metrics.getSingleMetric("meshkit_client_breaker_state")!.get()).values;
+      return healthy.map((instance) => ({
+        instance: instance.instanceId,
+        state: transport.endpoints.find((endpoint) => endpoint.instance.id === instance.instanceId)?.breakerState,
+        gauge: gauge.find((value) => value.labels.instance === instance.instanceId)?.value,
+      }));
+    };
+    const allClosed = healthy.map((instance) => ({ instance: instance.instanceId, state: "closed", gauge: 0 }));
+    assert.deepEqual(await breakerStates(), allClosed);
     const big = "x".repeat(5 * 1024 * 1024);
     for (let i = 0; i < 20; i++) {
       await assert.rejects(client.echo({ message: big }), (error) => codeOf(error) === "ResourceExhausted");
     }
+    // 20 refusals, 10 on each instance, twice the 5 consecutive failures that would open a breaker.
+    assert.deepEqual(await breakerStates(), allClosed, "the caller's refused requests changed a breaker's state");
     const codes: string[] = [];
     for (let i = 0; i < 10; i++) codes.push(await client.echo({ message: "small" }).then(() => "OK", codeOf));
     assert.deepEqual(codes, Array(10).fill("OK"));
+    assert.deepEqual(await breakerStates(), allClosed);
     for (const instance of healthy) assert.equal(breakerEvents(instance, "open"), 0, `${instance.instanceId}'s breaker opened`);
   });
 

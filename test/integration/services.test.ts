@@ -14,10 +14,11 @@ import { createMeshTransport } from "../../src/client/index.js";
 import { startUserSource, type UserSourceServer } from "../../src/reference/dev/user-source.js";
 import { consul, eventually, grpcurl, jaegerQueryUrl } from "../support/infra.js";
 import { runLoad } from "../support/load.js";
-import { startPrivateRedis, type PrivateRedis } from "../support/private-redis.js";
+import type { PrivateRedis } from "../support/private-redis.js";
+import { startPrivateStack, type PrivateStack } from "../support/private-stack.js";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 import { Redis } from "ioredis";
-import { privateDatabase, type PrivateDatabase } from "../support/database.js";
+import type { PrivateDatabase } from "../support/database.js";
 
 const userCount = Number(process.env.SYNC_TEST_USERS ?? 100_000);
 
@@ -26,36 +27,32 @@ describe("reference services: orders, user-sync and status as real processes", f
   const run = randomUUID().slice(0, 8);
   const names = { orders: `orders-${run}`, users: `user-sync-${run}`, status: `status-${run}` };
   const prefix = `t${run}-`;
-  const processes: ServiceProcess[] = [];
   let orders: ServiceProcess, users: ServiceProcess, status: ServiceProcess;
   let source: UserSourceServer;
   // A database and a Redis of this run's own, so that the totals the status reports can be
   // checked exactly: the shared ones keep the totals of every earlier run and of the suites
   // running beside this one.
-  let database: PrivateDatabase;
-  let privateRedis: PrivateRedis;
+  let stack: PrivateStack;
   let db: PrivateDatabase["pool"];
   let redis: Redis;
 
   before(async () => {
-    [database, privateRedis] = await Promise.all([privateDatabase("services"), startPrivateRedis()]);
-    db = database.pool;
-    redis = privateRedis.client;
+    stack = await startPrivateStack("services");
+    db = stack.database.pool;
+    redis = stack.redis.client;
     source = await startUserSource(userCount, { prefix });
-    const common = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
+    const common = { CONSUL_CHECK_INTERVAL: "1s" };
     [orders, users, status] = await Promise.all([
-      startServiceProcess("src/reference/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
-      startServiceProcess("src/reference/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
-      startServiceProcess("src/reference/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
+      stack.start("src/reference/services/orders/main.ts", { ...common, SERVICE_NAME: names.orders }),
+      stack.start("src/reference/services/users/main.ts", { ...common, SERVICE_NAME: names.users, USER_SOURCE_URL: source.url, SYNC_INTERVAL_MS: "0" }),
+      stack.start("src/reference/services/status/main.ts", { ...common, SERVICE_NAME: names.status, STATUS_SERVICES: `${names.users},${names.orders}` }),
     ]);
-    processes.push(orders, users, status);
   });
   after(async () => {
-    await Promise.all(processes.map(killProcess));
+    // The processes first, then the source; the 100,000 synced users go with the private
+    // database and Redis.
+    await stack?.close();
     await source?.close();
-    // The 100,000 synced users go with the private database and Redis.
-    await database?.drop();
-    await privateRedis?.close();
   });
 
   const target = (service: ServiceProcess) => `127.0.0.1:${service.port}`;
@@ -206,35 +203,33 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   this.timeout(120_000);
   const run = randomUUID().slice(0, 8);
   const service = `orders-faults-${run}`;
+  // Processes that use neither the private Redis nor the database (the echo of the drain test).
   const processes: ServiceProcess[] = [];
-  let privateRedis: PrivateRedis;
   // Whole-table counts (every order, every pending one) need a database no other suite writes.
-  let database: PrivateDatabase;
+  let stack: PrivateStack;
+  let privateRedis: PrivateRedis;
   let db: PrivateDatabase["pool"];
 
   before(async () => {
-    [privateRedis, database] = await Promise.all([startPrivateRedis(), privateDatabase("faults")]);
-    db = database.pool;
+    stack = await startPrivateStack("faults");
+    privateRedis = stack.redis;
+    db = stack.database.pool;
   });
   after(async () => {
     await Promise.all(processes.map(killProcess));
-    await privateRedis?.close();
-    await database?.drop();
+    await stack?.close();
   });
 
   it("keeps taking orders while Redis is down, and the read model holds each, once, when it returns", async () => {
     // Published outbox rows are pruned at once here, so the rebuild below cannot be a replay of
     // the outbox: it has to come from a snapshot of the orders table.
-    const instance = await startServiceProcess("src/reference/services/orders/main.ts", {
+    const instance = await stack.start("src/reference/services/orders/main.ts", {
       SERVICE_NAME: service,
       CONSUL_CHECK_INTERVAL: "1s",
-      REDIS_URL: privateRedis.url,
-      PGDATABASE: database.name,
       EVENTS_TRIM_INTERVAL_MS: "500",
       OUTBOX_RETENTION_MS: "1",
       OUTBOX_PRUNE_INTERVAL_MS: "300",
     });
-    processes.push(instance);
     const client = createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${instance.port}` }));
     const ids: string[] = [];
     const create = async (n: number) => ids.push((await client.createOrder({ idempotencyKey: `redis-${run}-${n}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!.id);
@@ -288,9 +283,8 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   });
 
   it("loses no acknowledged order when an instance is SIGKILLed under load", async () => {
-    const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
-    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/orders/main.ts", env)));
-    processes.push(...pair);
+    const env = { SERVICE_NAME: `${service}-kill`, CONSUL_CHECK_INTERVAL: "1s" };
+    const pair = await Promise.all([1, 2].map(() => stack.start("src/reference/services/orders/main.ts", env)));
     const transport = createMeshTransport({ service: env.SERVICE_NAME, consul, metrics: new Registry(), balancer: "round_robin" });
     const client = createClient(OrderService, transport);
     await eventually("both instances known", async () => (transport.endpoints.length === 2 ? true : undefined));
@@ -311,9 +305,8 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   it("applies no ProcessOrders twice and loses none it acknowledged when an instance is SIGKILLed under load", async () => {
     // ProcessOrders has side effects: the mesh client may not send it again once it left, so a
     // kill cannot be hidden by retries as it is for the idempotent CreateOrder above.
-    const env = { SERVICE_NAME: `${service}-kill-process`, CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
-    const pair = await Promise.all([1, 2].map(() => startServiceProcess("src/reference/services/orders/main.ts", env)));
-    processes.push(...pair);
+    const env = { SERVICE_NAME: `${service}-kill-process`, CONSUL_CHECK_INTERVAL: "1s" };
+    const pair = await Promise.all([1, 2].map(() => stack.start("src/reference/services/orders/main.ts", env)));
     await db.query(`INSERT INTO orders (idempotency_key, user_id, product, quantity, amount_cents) SELECT 'kill-process-${run}-' || g, 'u', 'p', 1, 1 FROM generate_series(1, 5000) g`);
     const processedSoFar = async () => (await db.query("SELECT count(*)::int AS n FROM orders WHERE status = 'PROCESSED'")).rows[0].n as number;
     const before = await processedSoFar();
@@ -349,12 +342,11 @@ describe("reference services: nothing lost when Redis or an instance fails", fun
   });
 
   it("rebuilds the read model of every service sharing Redis when it comes back empty", async () => {
-    const env = { CONSUL_CHECK_INTERVAL: "1s", REDIS_URL: privateRedis.url, PGDATABASE: database.name };
+    const env = { CONSUL_CHECK_INTERVAL: "1s" };
     const [ordersInstance, usersInstance] = await Promise.all([
-      startServiceProcess("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
-      startServiceProcess("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),
+      stack.start("src/reference/services/orders/main.ts", { ...env, SERVICE_NAME: `${service}-shared` }),
+      stack.start("src/reference/services/users/main.ts", { ...env, SERVICE_NAME: `user-sync-faults-${run}`, SYNC_INTERVAL_MS: "0" }),
     ]);
-    processes.push(ordersInstance, usersInstance);
     const order = (await createClient(OrderService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${ordersInstance.port}` })).createOrder({ idempotencyKey: `shared-${run}`, userId: "u", product: "p", quantity: 1, amountCents: 1n })).order!;
     const users = createClient(UserSyncService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${usersInstance.port}` }));
     const userId = `shared-${run}`;
