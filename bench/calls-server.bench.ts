@@ -22,6 +22,9 @@
  *   - host + interceptors, no SDK   the same with the OpenTelemetry SDK disabled
  *                              (OTEL_SDK_DISABLED=true: tracing through the API's no-ops; for
  *                              reference: what the chain costs apart from tracing)
+ *   - host + interceptors, gzip responses   (10 KB only) the same with response compression on:
+ *                              ghz offers gzip, so every answer is gzipped; the other host rows
+ *                              answer uncompressed, as the grpc-js servers do (RESPONSE_COMPRESSION)
  * Every server runs compiled by tsc (tsconfig.bench.json, into .bench-build/), as users run the
  * package, not through tsx, whose keepNames costs the host about 10 us per tiny call.
  * Targets: host / grpc-js calls/s >= 0.80, and host + interceptors / the tracing peer calls/s
@@ -72,7 +75,8 @@ type ServerKind =
   | "host + interceptors"
   | "host + interceptors, spans to a receive-only collector"
   | "host + interceptors, no spans"
-  | "host + interceptors, no SDK";
+  | "host + interceptors, no SDK"
+  | "host + interceptors, gzip responses";
 
 interface Workload {
   name: string;
@@ -93,7 +97,7 @@ const withInterceptors: ServerKind[] = [
 const allServers: ServerKind[] = ["grpc-js", "connect-node", "host via connect-node", "host", ...withInterceptors];
 const workloads: Workload[] = [
   { name: "tiny unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "bench" }, messages: 1, servers: allServers },
-  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", ...withInterceptors] },
+  { name: "10 KB unary", call: "meshkit.echo.v1.EchoService/Echo", data: { message: "x".repeat(10 * 1024) }, messages: 1, servers: ["grpc-js", "host", ...withInterceptors, "host + interceptors, gzip responses"] },
   { name: "stream of 100", call: "meshkit.echo.v1.EchoService/EchoStream", data: { message: "bench", count: 100 }, messages: 100, servers: ["grpc-js", "host", ...withInterceptors] },
 ];
 
@@ -153,7 +157,7 @@ async function startBenchServer(kind: string): Promise<RunningServer> {
 async function startEchoService(
   instanceId: string,
   sampler: "always_on" | "always_off",
-  { otlpEndpoint, sdk = true }: { otlpEndpoint?: string; sdk?: boolean } = {},
+  { otlpEndpoint, sdk = true, gzip = false }: { otlpEndpoint?: string; sdk?: boolean; gzip?: boolean } = {},
 ): Promise<RunningServer> {
   const service: ServiceProcess = await startServiceProcess("src/reference/services/echo/main.ts", {
     SERVICE_NAME: `echo-calls-bench-${instanceId}-${process.pid}`,
@@ -161,6 +165,9 @@ async function startEchoService(
     OTEL_TRACES_SAMPLER: sampler,
     ...(sdk ? {} : { OTEL_SDK_DISABLED: "true" }),
     ...(otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint } : {}),
+    // ghz offers gzip; the grpc-js servers answer uncompressed, so the host does too, except in
+    // the row that measures what gzipping 10 KB answers costs.
+    RESPONSE_COMPRESSION: String(gzip),
     LOG_LEVEL: "info",
   }, { compiledRoot });
   return { pid: service.child.pid!, port: service.port, stop: () => killProcess(service) };
@@ -327,6 +334,7 @@ async function main() {
     servers.set("host + interceptors, spans to a receive-only collector", await startEchoService("bench-recv", "always_on", { otlpEndpoint: `http://127.0.0.1:${receiveOnly.port}` }));
     servers.set("host + interceptors, no spans", await startEchoService("bench-none", "always_off"));
     servers.set("host + interceptors, no SDK", await startEchoService("bench-nsdk", "always_off", { sdk: false }));
+    servers.set("host + interceptors, gzip responses", await startEchoService("bench-gzip", "always_on", { gzip: true }));
 
     // Warm-up: JIT and connection set-up, not measured.
     for (const workload of workloads) for (const kind of workload.servers) await ghz(servers.get(kind)!.port, workload, 1);
@@ -335,6 +343,7 @@ async function main() {
     const collectorOf = new Map<ServerKind, number | undefined>([
       ["grpc-js + OpenTelemetry", runningJaegerPid()],
       ["host + interceptors", runningJaegerPid()],
+      ["host + interceptors, gzip responses", runningJaegerPid()],
       ["host + interceptors, spans to a receive-only collector", collectors[0]!.pid],
     ]);
     const results = new Map<string, Measured[]>();
@@ -410,6 +419,13 @@ async function main() {
       verdicts.push(
         `  (for reference: spans to a receive-only collector ${receivedRatio.median.toFixed(3)}, rounds ${receivedRatio.rounds}${collectorSpent(received, "it")}; no spans ${noSpansRatio.median.toFixed(3)}, rounds ${noSpansRatio.rounds}; no SDK ${noSdkRatio.median.toFixed(3)}, rounds ${noSdkRatio.rounds})`,
       );
+      if (workload.servers.includes("host + interceptors, gzip responses")) {
+        const gzipped = summary(workload, "host + interceptors, gzip responses");
+        const gzipRatio = pairedRatio(workload, "host + interceptors, gzip responses", "host + interceptors");
+        verdicts.push(
+          `  (response compression: gzipped answers ${gzipRatio.median.toFixed(3)}x the calls/s of uncompressed ones, rounds ${gzipRatio.rounds}; server CPU per call ${gzipped.cpuMicrosPerCall.toFixed(0)} us against ${intercepted.cpuMicrosPerCall.toFixed(0)} us: gzip costs ${(gzipped.cpuMicrosPerCall - intercepted.cpuMicrosPerCall).toFixed(0)} us per call)`,
+        );
+      }
     }
     console.log(`\n${verdicts.join("\n")}`);
 

@@ -15,6 +15,8 @@
  *                        `node --import <compiled bench/support/peer-telemetry.js>` (it refuses to
  *                        start uninstrumented)
  * (The host with its interceptors on is the echo service itself, src/reference/services/echo/main.ts.)
+ * The host answers uncompressed, as the grpc-js servers do: ghz offers gzip, and the host would
+ * otherwise gzip every 10 KB answer (calls-server.bench.ts measures that apart).
  * It prints one JSON line {"port": N} on stdout once it listens, and serves until killed.
  */
 import { readFileSync } from "node:fs";
@@ -66,9 +68,9 @@ async function main(): Promise<number> {
     case "connect-node":
       return connectNodeServer();
     case "host-connect-node":
-      return (await startServerHost({ routes: echoRoutes(instanceId), leanGrpcPath: false })).port;
+      return (await startServerHost({ routes: echoRoutes(instanceId), leanGrpcPath: false, compression: false })).port;
     case "host":
-      return (await startServerHost({ routes: echoRoutes(instanceId) })).port;
+      return (await startServerHost({ routes: echoRoutes(instanceId), compression: false })).port;
     case "grpc-js-otel":
       // shimmer marks what it wraps: without the instrumentation this would measure a bare server.
       if (!("__wrapped" in grpc.Server.prototype.register)) throw new Error("grpc-js-otel: @grpc/grpc-js is not instrumented; start with node --import bench/support/peer-telemetry.js");

@@ -88,7 +88,8 @@ const healthCheckIntervalMs = 2000;
  * and `grpc-retry-pushback-ms: SHED_PUSHBACK_MS`, default 0, -1 for "do not retry"),
  * `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://127.0.0.1:4317; span batching from `OTEL_BSP_*`,
  * resource detectors from `OTEL_NODE_RESOURCE_DETECTORS`, see platform/telemetry.ts),
- * `LOG_LEVEL` (default info).
+ * `LOG_LEVEL` (default info). Responses: gzip when the caller accepts it and a message is at least
+ * `COMPRESS_MIN_BYTES` (default 1024); `RESPONSE_COMPRESSION=false` turns that off.
  * Mesh: `MESH_IDENTITY=true` serves Consul's service mesh natively (registered with
  * `Connect: { Native: true }`): mutual TLS with the service's leaf certificate from Consul's CA
  * and every call decided by the intentions naming it (server/mesh/authorization.ts);
@@ -140,6 +141,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const metricsToken = env.optionalString("METRICS_TOKEN");
   const maxInFlight = env.int("MAX_IN_FLIGHT_CALLS", 0, { min: 0 });
   const pushbackMs = env.int("SHED_PUSHBACK_MS", 0, { min: -1 });
+  const responseCompression = env.string("RESPONSE_COMPRESSION", "true") !== "false";
+  const compressMinBytes = env.int("COMPRESS_MIN_BYTES", 1024, { min: 0 });
   const meshReadyTimeoutMs = env.int("MESH_READY_TIMEOUT_MS", 30_000, { min: 1 });
   if (meshOn && (tlsCertFile || tlsKeyFile)) env.problem("MESH_IDENTITY=true takes the service's certificate from Consul's CA: unset TLS_CERT_FILE and TLS_KEY_FILE");
   const config = definition.configure?.(env) as Config;
@@ -178,6 +181,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     host,
     port,
     handshakeTimeoutMs,
+    compression: responseCompression,
+    compressMinBytes,
     // Outermost first: the span and the metrics see every call, validation failures included.
     interceptors: [
       serverTracing(),
