@@ -26,6 +26,16 @@ export interface ClientMetrics {
    * freshest source.
    */
   stalenessSources: Map<object, { service: string; stalenessMs: () => number }>;
+  /** `meshkit_client_calls_total{service,route,target}`, read at scrape time from `callSources`. */
+  routedCalls: Counter<"service" | "route" | "target">;
+  /**
+   * The call counts of each transport's discovery-chain routing (routing/chain-routing.ts), one
+   * source per transport: plain numbers a call increments, summed here at scrape time, so a call
+   * pays no label lookup.
+   */
+  callSources: Map<object, () => Iterable<{ readonly labels: { service: string; route: string; target: string }; readonly count: number }>>;
+  chainProblems: Counter<"service" | "kind">;
+  chainUpdates: Counter<"service">;
 }
 
 const byRegistry = new WeakMap<Registry, ClientMetrics>();
@@ -35,6 +45,7 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
   if (metrics) return metrics;
   const registers = [registry];
   const stalenessSources: ClientMetrics["stalenessSources"] = new Map();
+  const callSources: ClientMetrics["callSources"] = new Map();
   metrics = {
     // Observed on every call and every attempt: children that keep their own counts (bound-histogram.ts).
     calls: new BoundHistogram({
@@ -94,6 +105,29 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
       },
     }),
     stalenessSources,
+    routedCalls: new Counter({
+      name: "meshkit_client_calls_total",
+      help: "Mesh client calls by the discovery chain's route they matched and the target that served them (its failover target when it failed over).",
+      labelNames: ["service", "route", "target"],
+      registers,
+      collect() {
+        this.reset(); // a closed transport's series go with it
+        for (const source of callSources.values()) for (const cell of source()) if (cell.count > 0) this.inc(cell.labels, cell.count);
+      },
+    }),
+    callSources,
+    chainProblems: new Counter({
+      name: "meshkit_client_chain_problems_total",
+      help: "Parts of a discovery chain that could not be applied (unknown or unsupported fields, invalid regexes or filters), per chain applied, by kind.",
+      labelNames: ["service", "kind"],
+      registers,
+    }),
+    chainUpdates: new Counter({
+      name: "meshkit_client_chain_updates_total",
+      help: "Discovery chains applied (the first included).",
+      labelNames: ["service"],
+      registers,
+    }),
   };
   byRegistry.set(registry, metrics);
   return metrics;
