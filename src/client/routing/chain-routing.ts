@@ -89,9 +89,9 @@ class TargetSlot {
     return this.resolver.resolved || this.resolver.lastError !== undefined;
   }
 
-  /** The first time its query was refused as a bad request (its subset's filter), true. */
+  /** The first time Consul refused its subset's filter, true (then never again). */
   takeFilterProblem(): boolean {
-    if (this.#problemReported || !this.target.filter || !isBadRequest(this.resolver.lastError)) return false;
+    if (this.#problemReported || !this.target.filter || !isFilterRefusal(this.resolver.lastError)) return false;
     this.#problemReported = true;
     return true;
   }
@@ -453,9 +453,16 @@ function unresolvable(target: TargetSpec): Resolver {
   };
 }
 
-function isBadRequest(error: Error | undefined): boolean {
-  const status = (error as { statusCode?: number; response?: { statusCode?: number } } | undefined)?.response?.statusCode ?? (error as { statusCode?: number } | undefined)?.statusCode;
-  return status === 400;
+/**
+ * Whether Consul refused a health query's filter: Consul 1.14 checks a subset filter's syntax when
+ * the entry is written but its selectors only when the filter is used, and then answers HTTP 500
+ * "Failed to create boolean expression evaluator: Selector ... is not valid" (400 for some
+ * other filter errors).
+ */
+function isFilterRefusal(error: Error | undefined): boolean {
+  const response = (error as { response?: { statusCode?: number; body?: unknown } } | undefined)?.response;
+  if (response?.statusCode !== 400 && response?.statusCode !== 500) return false;
+  return typeof response.body === "string" && /boolean expression|selector|filter/i.test(response.body);
 }
 
 function filterProblem(slot: TargetSlot): Problem {
