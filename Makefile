@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-discovery bench-resilience bench-calls migrate build package-check conformance
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down consul-wan consul-wan-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-discovery bench-resilience bench-calls migrate build package-check conformance
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -30,6 +30,14 @@ consul-cluster: setup
 ## consul-cluster-down: stop the nodes `make consul-cluster` started
 consul-cluster-down:
 	@$(ENV) scripts/consul-cluster.sh down
+
+## consul-wan: two single-server datacenters (dc1, dc2) on loopback joined over the WAN (`consul join -wan`), for failover across datacenters; see scripts/consul-wan.sh
+consul-wan: setup
+	@$(ENV) scripts/consul-wan.sh up
+
+## consul-wan-down: stop the datacenters `make consul-wan` started
+consul-wan-down:
+	@$(ENV) scripts/consul-wan.sh down
 
 ## test: the whole suite (unit + integration) against real servers (the README's second command)
 test: setup infra-up
