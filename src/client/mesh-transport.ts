@@ -263,7 +263,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
               slowStart: options.slowStart,
               metrics,
               reportsInstances: false,
-              endpoint: endpointOptions(targetTls.tls),
+              endpoint: { ...endpointOptions(targetTls.tls), connectTimeoutMs: target.connectTimeoutMs },
               onInstances: (instances) => onEvent({ type: "instances", service, instances, target: target.id }),
               onBreaker: (instance, state) => onEvent({ type: "breaker", service, instance, state, target: target.id }),
             });
