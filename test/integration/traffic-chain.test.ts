@@ -12,6 +12,7 @@ import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTrans
 import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
 import { startConsulProxy } from "../support/consul-proxy.js";
 import { createConsulClient } from "../../src/platform/consul.js";
+import { meshIdentity, type MeshIdentity } from "../../src/platform/mesh/identity.js";
 import { percentile, runLoad } from "../support/load.js";
 import { startTestTelemetry } from "../support/telemetry.js";
 import { consulRequest } from "../support/mesh.js";
@@ -497,5 +498,40 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     }
     console.log(`      chain change to picks: p50 ${percentile(lags, 50).toFixed(0)} ms, p99 ${percentile(lags, 99).toFixed(0)} ms, max ${Math.max(...lags).toFixed(0)} ms`);
     assert.ok(percentile(lags, 99) <= 1000, `p99 ${percentile(lags, 99)} ms`);
+  });
+});
+
+describe("traffic management in the mesh: chain targets through Consul's mesh view, each checked by its own SPIFFE ID", function () {
+  this.timeout(120_000);
+  const suffix = randomUUID().slice(0, 8);
+  const service = `echo-chain-mesh-${suffix}`;
+  const other = `${service}-other`;
+  const processes: { version: string; process: ServiceProcess }[] = [];
+  let identity: MeshIdentity | undefined;
+  let transport: MeshTransport | undefined;
+
+  before(async () => {
+    const start = (name: string, version: string) => startServiceProcess("src/reference/services/echo/main.ts", { SERVICE_NAME: name, SERVICE_VERSION: version, MESH_IDENTITY: "true", CONSUL_CHECK_INTERVAL: "1s" });
+    const [a, b, c] = await Promise.all([start(service, "1"), start(service, "2"), start(other, "1")]);
+    processes.push({ version: "v1", process: a! }, { version: "v2", process: b! }, { version: "other", process: c! });
+    identity = meshIdentity(consul, { service: `web-${suffix}` });
+    transport = createMeshTransport({ service, consul, mesh: identity, metrics: new Registry() });
+  });
+
+  after(async () => {
+    transport?.close();
+    identity?.close();
+    await Promise.all(processes.map((p) => killProcess(p.process)));
+    await deleteEntry("service-resolver", service);
+  });
+
+  it("a subset and a redirect to another mesh service both resolve in the mesh view and pass the SPIFFE check", async () => {
+    const client = createClient(EchoService, transport!);
+    const versionOf = (id: string) => processes.find((p) => p.process.instanceId === id)?.version;
+    await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v2", Subsets: { v1: { Filter: 'Service.Meta.version == "1"' }, v2: { Filter: 'Service.Meta.version == "2"' } } });
+    await eventually("the subset in the mesh", async () => (versionOf((await client.echo({ message: "x" }, { timeoutMs: 5000 })).instanceId) === "v2" ? true : undefined), { timeoutMs: 20_000, intervalMs: 50 });
+    for (let i = 0; i < 10; i++) assert.equal(versionOf((await client.echo({ message: "x" })).instanceId), "v2");
+    await writeEntry({ Kind: "service-resolver", Name: service, Redirect: { Service: other } });
+    await eventually("the redirect in the mesh", async () => (versionOf((await client.echo({ message: "x" }, { timeoutMs: 5000 })).instanceId) === "other" ? true : undefined), { timeoutMs: 20_000, intervalMs: 50 });
   });
 });
