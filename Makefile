@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down consul-wan consul-wan-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-discovery bench-resilience bench-calls migrate build package-check conformance
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down consul-wan consul-wan-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-routing bench-discovery bench-resilience bench-calls migrate build package-check conformance
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -86,7 +86,7 @@ migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
 
 ## bench: every benchmark in turn, each printing its table of ratios (needs infra-up)
-bench: bench-mesh bench-balancers bench-intentions bench-discovery bench-sync bench-resilience bench-calls
+bench: bench-mesh bench-balancers bench-intentions bench-routing bench-discovery bench-sync bench-resilience bench-calls
 
 ## bench-mesh: mesh client against raw Connect and grpc-js round_robin, tracing off and on, failover
 bench-mesh: setup infra-up
@@ -112,6 +112,10 @@ bench-balancers: setup
 ## bench-intentions: cost of one intention decision (L4, `*`, L7 at the 10th permission, default) on 50 intentions
 bench-intentions: setup
 	@$(ENV) node --import tsx bench/intentions.bench.ts
+
+## bench-routing: cost of one discovery-chain routing decision (10 routes and a 3-way split; the one-resolver fast path)
+bench-routing: setup
+	@$(ENV) node --import tsx bench/routing.bench.ts
 
 ## bench-sync: our batched user upsert against multi-row VALUES and COPY + INSERT SELECT (same event, same transaction), and a plain COPY ceiling
 bench-sync: setup
