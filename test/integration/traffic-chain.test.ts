@@ -347,7 +347,7 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     assert.ok((await metricValue(registry, "meshkit_client_calls_total", { route: "default", target: `${other}.default.default.dc1` })) > 0, "counted under the failover target");
   });
 
-  it("a route whose regex does not compile is skipped, logged once and counted; the rest of the chain applies", async () => {
+  it("a route whose regex does not compile is skipped, an unsupported field ignored, each logged once and counted; the rest of the chain applies", async () => {
     const registry = new Registry();
     const { lines, logger } = captureLog();
     const { transport, client } = meshClient({ metrics: registry, logger });
@@ -357,7 +357,7 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
       Name: service,
       Routes: [
         { Match: { HTTP: { PathRegex: "/meshkit.echo.v1.EchoService/(Echo" } }, Destination: { ServiceSubset: "v2" } },
-        { Match: { HTTP: { Header: [{ Name: "x-canary", Present: true }] } }, Destination: { ServiceSubset: "v2" } },
+        { Match: { HTTP: { Header: [{ Name: "x-canary", Present: true }] } }, Destination: { ServiceSubset: "v2", RequestHeaders: { Set: { "x-via": "canary" } } } },
       ],
     });
     await untilChain(transport, "the router to apply", (chain) => JSON.stringify(chain ?? {}).includes('"Type":"router"'));
@@ -369,6 +369,9 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     const logged = lines.filter((line) => line.message.includes("PathRegex") && line.message.includes("does not compile"));
     assert.equal(logged.length, 1, JSON.stringify(lines));
     assert.ok((await metricValue(registry, "meshkit_client_chain_problems_total", { service, kind: "invalid_regex" })) >= 2);
+    // A field a client without a proxy cannot apply: logged once, counted, the route applied without it.
+    assert.equal(lines.filter((line) => line.fields.problem === "unsupported_field" && line.message.includes("RequestHeaders")).length, 1);
+    assert.ok((await metricValue(registry, "meshkit_client_chain_problems_total", { service, kind: "unsupported_field" })) >= 2);
   });
 
   it("a subset filter Consul refuses (an unknown selector): that target has no instances, its calls fail naming it and Consul's reason, logged once and counted", async () => {
