@@ -6,8 +6,11 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Registry } from "prom-client";
-import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
+import { registerConsulResolver } from "../../src/grpc-js/index.js";
 import { createMeshTransport, type MeshEvent, type MeshTransport, type MeshTransportOptions } from "../../src/client/index.js";
 import { consul, eventually, grpcCheckStatus, jaegerQueryUrl } from "../support/infra.js";
 import { startConsulProxy } from "../support/consul-proxy.js";
@@ -475,6 +478,32 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     });
     const span = trace.spans.find((s) => s.tags.some((t) => t.key === "meshkit.route"))!;
     assert.equal(span.tags.find((t) => t.key === "meshkit.target")?.value, `v2.${service}.default.default.dc1`);
+  });
+
+  it("meshkit/grpc-js: a consul: channel follows the chain's resolver (subset, failover in order, redirect); a split is the mesh client's, the channel then resolves the service itself", async () => {
+    registerConsulResolver({ consul });
+    const channel = new grpc.Client(`consul:///${service}`, grpc.credentials.createInsecure(), { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
+    const echo = () =>
+      new Promise<string>((resolve, reject) =>
+        channel.makeUnaryRequest("/meshkit.echo.v1.EchoService/Echo", (text: string) => Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: text }))), (bytes: Buffer) => fromBinary(EchoResponseSchema, bytes).instanceId, "x", new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error, id) =>
+          error ? reject(error) : resolve(versionOf(id!)),
+        ),
+      );
+    const versionsOf = async (calls: number) => new Set(await Promise.all(Array.from({ length: calls }, echo)));
+    const until = (what: string, expected: string[]) => eventually(what, async () => ((await versionsOf(12)).size === expected.length && [...(await versionsOf(12))].every((v) => expected.includes(v)) ? true : undefined), { timeoutMs: 10_000, intervalMs: 50 });
+    try {
+      await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v1", Subsets: subsets });
+      await until("the v1 subset", ["v1"]);
+      await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v9", Subsets: { ...subsets, v9: { Filter: 'Service.Meta.version == "9"' } }, Failover: { v9: { Targets: [{ ServiceSubset: "v2" }, { ServiceSubset: "v1" }] } } });
+      await until("failover to v2, the first failover target with instances", ["v2"]);
+      await writeEntry({ Kind: "service-resolver", Name: service, Redirect: { Service: other } });
+      await until("the redirect", ["other"]);
+      await writeEntry({ Kind: "service-resolver", Name: service, Subsets: subsets });
+      await writeEntry({ Kind: "service-splitter", Name: service, Splits: [{ Weight: 90, ServiceSubset: "v1" }, { Weight: 10, ServiceSubset: "v2" }] });
+      await until("the service itself under a split", ["v1", "v2"]);
+    } finally {
+      channel.close();
+    }
   });
 
   it("applies chain changes within a second (p99 of 20), and drops no call in flight while they come", async () => {
