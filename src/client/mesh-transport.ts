@@ -162,8 +162,10 @@ export interface MeshTransport extends Transport {
  * (a cached watch, never a registry round-trip per call), balanced, guarded by a circuit breaker
  * per instance, failed over, retried or hedged under a budget, and traced.
  *
- * The call path, in this fixed order: call interceptors -> deadline (the caller's, else the one
- * inherited from the call being served, else `timeoutMs`) -> tracing span -> [ pick (the
+ * The call path, in this fixed order: call interceptors -> route (the discovery chain's decision:
+ * the target, its route's timeout and retries; nothing for a service without config entries) ->
+ * deadline (the caller's, else the one inherited from the call being served, else the route's,
+ * else `timeoutMs`) -> tracing span -> [ pick (the
  * endpoint set: breakers, ejection cap, half-open probe, slow start) -> attempt interceptors ->
  * attempt with its own deadline -> one outcome classification, read by health, load and retry ]
  * repeated while the outcome allows a retry or a hedge, attempts and the budget remain.
