@@ -274,7 +274,7 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     }
   });
 
-  it("a route's RequestTimeout bounds its calls; NumRetries and RetryOnStatusCodes retry them, within the budget", async () => {
+  it("a route's RequestTimeout (else its resolver's) bounds its calls; NumRetries and RetryOnStatusCodes retry them, within the budget", async () => {
     const { transport, client } = meshClient({ retry: { maxAttempts: 1 }, breaker: false });
     await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v1", Subsets: subsets });
     await writeEntry({
@@ -293,6 +293,14 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
       assert.equal(await codeOf(client.echo({ message: "slow" }, { headers: { "x-slow": "1" } })), Code.DeadlineExceeded);
       const took = performance.now() - started;
       assert.ok(took >= 250 && took < 1000, `ended after ${took} ms`);
+      // The resolver's RequestTimeout bounds the calls no route times: here every call, to v2.
+      await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v2", Subsets: subsets, RequestTimeout: "400ms" });
+      await untilChain(transport, "the resolver's timeout", (chain) => JSON.stringify(chain ?? {}).includes(`"StartNode":"router`) && JSON.stringify(chain ?? {}).includes("400000000"));
+      const plain = performance.now();
+      assert.equal(await codeOf(client.echo({ message: "slow" })), Code.DeadlineExceeded);
+      const plainTook = performance.now() - plain;
+      assert.ok(plainTook >= 350 && plainTook < 1200, `ended after ${plainTook} ms`);
+      await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v1", Subsets: subsets });
     } finally {
       slow.signal("SIGUSR2");
     }
