@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := source scripts/lib.sh &&
 
-.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-discovery bench-resilience bench-calls migrate build package-check conformance
+.PHONY: up down setup infra-up infra-down consul-cluster consul-cluster-down consul-wan consul-wan-down test test-unit generate check-generated lint typecheck check clean bench bench-mesh bench-sync bench-balancers bench-intentions bench-routing bench-discovery bench-resilience bench-calls migrate build package-check conformance
 
 ## up: everything, then a sample service registered in Consul (the README's first command)
 up: setup infra-up
@@ -30,6 +30,14 @@ consul-cluster: setup
 ## consul-cluster-down: stop the nodes `make consul-cluster` started
 consul-cluster-down:
 	@$(ENV) scripts/consul-cluster.sh down
+
+## consul-wan: two single-server datacenters (dc1, dc2) on loopback joined over the WAN (`consul join -wan`), for failover across datacenters; see scripts/consul-wan.sh
+consul-wan: setup
+	@$(ENV) scripts/consul-wan.sh up
+
+## consul-wan-down: stop the datacenters `make consul-wan` started
+consul-wan-down:
+	@$(ENV) scripts/consul-wan.sh down
 
 ## test: the whole suite (unit + integration) against real servers (the README's second command)
 test: setup infra-up
@@ -78,7 +86,7 @@ migrate: setup
 	@$(ENV) node --import tsx scripts/migrate.ts
 
 ## bench: every benchmark in turn, each printing its table of ratios (needs infra-up)
-bench: bench-mesh bench-balancers bench-intentions bench-discovery bench-sync bench-resilience bench-calls
+bench: bench-mesh bench-balancers bench-intentions bench-routing bench-discovery bench-sync bench-resilience bench-calls
 
 ## bench-mesh: mesh client against raw Connect and grpc-js round_robin, tracing off and on, failover
 bench-mesh: setup infra-up
@@ -105,6 +113,10 @@ bench-balancers: setup
 ## bench-intentions: cost of one intention decision (L4, `*`, L7 at the 10th permission, default) on 50 intentions
 bench-intentions: setup
 	@$(ENV) node --import tsx bench/intentions.bench.ts
+
+## bench-routing: cost of one discovery-chain routing decision (10 routes and a 3-way split; the one-resolver fast path)
+bench-routing: setup
+	@$(ENV) node --import tsx bench/routing.bench.ts
 
 ## bench-sync: our batched user upsert against multi-row VALUES and COPY + INSERT SELECT (same event, same transaction), and a plain COPY ceiling
 bench-sync: setup

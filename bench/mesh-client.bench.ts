@@ -5,6 +5,8 @@
  *              breaker, retry, tracing or metrics): the floor of what connect-node costs;
  *   - grpc-js: @grpc/grpc-js with its round_robin policy over the same addresses.
  * Rounds alternate the clients, so a noisy neighbour hurts them alike; the median round counts.
+ * The mesh client also runs with the discovery chain off: the chain of a service without config
+ * entries is one resolver, and following it should cost nothing measurable.
  * Then, in the same run: tracing on (the OpenTelemetry SDK exporting to Jaeger), the mesh client
  * against raw connect carrying the same client span, and failover under load (one of the three instances SIGKILLed, then a new one
  * started) with the errors callers saw.
@@ -83,6 +85,10 @@ async function main() {
     const mesh = createMeshTransport({ service, consul, balancer: "round_robin", metrics: new Registry() });
     const meshClient = createClient(EchoService, mesh);
     const meshEwma = createMeshTransport({ service, consul, balancer: "peak_ewma", metrics: new Registry() });
+    // The discovery chain off: what following the chain costs a service with no config entries
+    // (its chain is one resolver, so calls take the transport's own path); meant to be ~1.00.
+    const meshNoChain = createMeshTransport({ service, consul, balancer: "round_robin", metrics: new Registry(), discoveryChain: false });
+    const meshNoChainClient = createClient(EchoService, meshNoChain);
     const meshEwmaClient = createClient(EchoService, meshEwma);
     const rawClients = ports.map((port) => createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${port}` }) as Transport));
     let next = 0;
@@ -93,6 +99,7 @@ async function main() {
       "grpc-js round_robin": grpcJs.call,
       "mesh round_robin": () => meshClient.echo({ message: "bench" }),
       "mesh peak_ewma": () => meshEwmaClient.echo({ message: "bench" }),
+      "mesh round_robin, discovery chain off": () => meshNoChainClient.echo({ message: "bench" }),
     };
     const median = (values: number[]) => percentile(values, 50);
     const results: Record<string, Measured[]> = Object.fromEntries(Object.keys(clients).map((name) => [name, []]));
@@ -179,6 +186,7 @@ async function main() {
     console.log(`\ntracing on, mesh vs raw connect with the same span: ${(tracedMesh.rate / tracedRaw.rate).toFixed(2)}`);
     mesh.close();
     meshEwma.close();
+    meshNoChain.close();
     grpcJs.close();
   } finally {
     await Promise.all(instances.map(killProcess));

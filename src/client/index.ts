@@ -9,7 +9,9 @@
  * const echo = createClient(EchoService, createMeshTransport({ service: "echo", consul }));
  * ```
  */
-export { createMeshTransport, type MeshTransport, type MeshTransportOptions, type MeshEvent, type MethodOptions, type RetryOptions } from "./mesh-transport.js";
+export { createMeshTransport, type MeshTransport, type MeshTransportOptions, type MeshEvent, type MethodOptions, type RetryOptions, type DiscoveryChainOptions } from "./mesh-transport.js";
+export type { ChainEvent, RoutingLog, RoutingView } from "./routing/chain-routing.js";
+export type { Problem, ProblemKind } from "./routing/problems.js";
 export { defaultClassifier, outcomeClassifierKey, type AttemptResult, type Outcome, type OutcomeClassifier } from "./call/outcome-classifier.js";
 export type { HedgingOptions } from "./retry/hedging.js";
 export type { SlowStartOptions } from "./endpoints/endpoint-set.js";
@@ -19,6 +21,7 @@ export { roundRobinBalancer } from "./balancing/round-robin.js";
 export { randomBalancer } from "./balancing/random.js";
 export { leastOutstandingBalancer } from "./balancing/least-outstanding.js";
 export { peakEwmaBalancer } from "./balancing/peak-ewma.js";
+export { ringHashBalancer, type RingHashOptions } from "./balancing/ring-hash.js";
 export { consulResolver, type ConsulResolverOptions } from "./discovery/consul.js";
 export type { Resolver } from "./discovery/resolver.js";
 export { staticResolver } from "./discovery/static.js";

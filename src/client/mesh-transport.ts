@@ -27,11 +27,14 @@ import { createRetryBudget, type RetryBudget, type RetryBudgetOptions } from "./
 import { isIdempotent } from "./retry/policy.js";
 import { runCall, type CallEnvironment, type LogicalCall } from "./call/retrying-call.js";
 import { trackStream, type OpenStreams } from "./call/tracked-stream.js";
+import { ChainRouting, type ChainEvent, type RoutingLog, type RoutingView } from "./routing/chain-routing.js";
+import { createLogger } from "../platform/log.js";
 // The built-in balancers register themselves by name.
 import "./balancing/round-robin.js";
 import "./balancing/random.js";
 import "./balancing/least-outstanding.js";
 import "./balancing/peak-ewma.js";
+import "./balancing/ring-hash.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 
@@ -118,16 +121,38 @@ export interface MeshTransportOptions extends Omit<ConsulResolverOptions, "servi
    * Excludes `tls`. The identity stays the caller's: `close()` leaves it open.
    */
   mesh?: MeshIdentity;
+  /**
+   * Traffic management from Consul's discovery chain (service-router, service-splitter and
+   * service-resolver config entries; README, "Traffic management from Consul"): on by default
+   * with `consul`; false turns it off (every call then goes to `service` as selected here). A
+   * service with no such entries behaves exactly as with it off. Not available with `resolver`.
+   */
+  discoveryChain?: boolean | DiscoveryChainOptions;
+  /** Where the transport logs what it could not apply of a discovery chain. Default a pino logger named "meshkit-client" on stdout, made at the first line. */
+  logger?: RoutingLog;
+}
+
+/** DiscoveryChainOptions tune how the mesh client follows the discovery chain. */
+export interface DiscoveryChainOptions {
+  /** How long the first calls wait for the chain before going to the service itself, in ms. Default 2 000. */
+  firstAnswerTimeoutMs?: number;
+  /** How long a new chain waits for its new targets' first answers before it applies anyway, in ms. Default 1 000. */
+  targetReadyTimeoutMs?: number;
+  /** How long a target no chain uses any more keeps its connections for calls in flight, in ms. Default 30 000. */
+  retireAfterMs?: number;
 }
 
 export type MeshEvent =
-  | { type: "instances"; service: string; instances: readonly Instance[] }
-  | { type: "breaker"; service: string; instance: string; state: BreakerState };
+  | { type: "instances"; service: string; instances: readonly Instance[]; /** A discovery chain target's, when not the service's own set. */ target?: string }
+  | { type: "breaker"; service: string; instance: string; state: BreakerState; target?: string }
+  | ChainEvent;
 
 /** MeshTransport is a Connect Transport over every instance of one service. */
 export interface MeshTransport extends Transport {
-  /** The endpoints in use, for inspection. */
+  /** The endpoints in use, for inspection: those of the service itself (the discovery chain's targets are in `routing`). */
   readonly endpoints: readonly MeshEndpoint[];
+  /** The discovery chain in force and each of its targets' endpoints; undefined with the chain off. */
+  readonly routing: RoutingView | undefined;
   /** Stops the watch it made (when it was the last user), breakers, open streams and connections. */
   close(): void;
 }
@@ -137,8 +162,10 @@ export interface MeshTransport extends Transport {
  * (a cached watch, never a registry round-trip per call), balanced, guarded by a circuit breaker
  * per instance, failed over, retried or hedged under a budget, and traced.
  *
- * The call path, in this fixed order: call interceptors -> deadline (the caller's, else the one
- * inherited from the call being served, else `timeoutMs`) -> tracing span -> [ pick (the
+ * The call path, in this fixed order: call interceptors -> route (the discovery chain's decision:
+ * the target, its route's timeout and retries; nothing for a service without config entries) ->
+ * deadline (the caller's, else the one inherited from the call being served, else the route's,
+ * else `timeoutMs`) -> tracing span -> [ pick (the
  * endpoint set: breakers, ejection cap, half-open probe, slow start) -> attempt interceptors ->
  * attempt with its own deadline -> one outcome classification, read by health, load and retry ]
  * repeated while the outcome allows a retry or a hedge, attempts and the budget remain.
@@ -169,20 +196,21 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   metrics?.budgetExhausted.inc({ service }, 0);
   const callObservers = metrics && new CodeObservers((method, code) => metrics.calls.labels(service, method.name, code));
 
+  const endpointOptions = (sessionTls: typeof tls) => ({
+    tls: sessionTls,
+    breaker: options.breaker ?? {},
+    rotation: rotation?.rotation,
+    interceptors: options.interceptors ?? [],
+    readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
+    writeMaxBytes: options.writeMaxBytes ?? 4 * 1024 * 1024,
+  });
   const endpoints = new EndpointSet({
     service,
     balancer,
     maxEjectionPercent: options.maxEjectionPercent ?? 10,
     slowStart: options.slowStart,
     metrics,
-    endpoint: {
-      tls,
-      breaker: options.breaker ?? {},
-      rotation: rotation?.rotation,
-      interceptors: options.interceptors ?? [],
-      readMaxBytes: options.readMaxBytes ?? 4 * 1024 * 1024,
-      writeMaxBytes: options.writeMaxBytes ?? 4 * 1024 * 1024,
-    },
+    endpoint: endpointOptions(tls),
     onInstances: (instances) => onEvent({ type: "instances", service, instances }),
     onBreaker: (instance, state) => onEvent({ type: "breaker", service, instance, state }),
   });
@@ -210,6 +238,46 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       return new ConnectError(`every instance of "${service}" was tried`, Code.Unavailable);
     },
   };
+
+  // Traffic management from the discovery chain: only with Consul (a chain names Consul targets).
+  const chainOptions = typeof options.discoveryChain === "object" ? options.discoveryChain : {};
+  let defaultLog: RoutingLog | undefined;
+  const log: RoutingLog = options.logger ?? {
+    warn: (fields, message) => (defaultLog ??= createLogger("meshkit-client")).warn(fields, message),
+    info: (fields, message) => (defaultLog ??= createLogger("meshkit-client")).info(fields, message),
+  };
+  const routing =
+    options.consul && !options.resolver && options.discoveryChain !== false
+      ? new ChainRouting({
+          consul: options.consul,
+          service,
+          selection: { ...options, connect: options.connect ?? Boolean(options.mesh) },
+          own: { set: endpoints, resolver: discovered },
+          env,
+          newBalancer: () => (typeof options.balancer === "object" ? options.balancer : createBalancer(options.balancer ?? "peak_ewma")),
+          newSet: (target, targetBalancer) => {
+            // In the mesh, an instance of another service proves that service's identity.
+            const targetTls = options.mesh && target.service !== service ? meshClientTls(options.mesh, target.service) : { tls, stop: () => undefined };
+            const set = new EndpointSet({
+              service,
+              balancer: targetBalancer,
+              maxEjectionPercent: options.maxEjectionPercent ?? 10,
+              slowStart: options.slowStart,
+              metrics,
+              reportsInstances: false,
+              endpoint: { ...endpointOptions(targetTls.tls), connectTimeoutMs: target.connectTimeoutMs },
+              onInstances: (instances) => onEvent({ type: "instances", service, instances, target: target.id }),
+              onBreaker: (instance, state) => onEvent({ type: "breaker", service, instance, state, target: target.id }),
+            });
+            return { set, close: () => (set.close(), targetTls.stop()) };
+          },
+          metrics,
+          log,
+          onChain: onEvent,
+          ...chainOptions,
+        })
+      : undefined;
+  const gated = routing ? routing.gate(resolver) : resolver;
 
   const methodOptions = (method: DescMethod): MethodOptions | undefined =>
     options.methods?.[method.name] ?? options.methods?.[`${method.parent.typeName}/${method.name}`];
@@ -241,12 +309,12 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   // Calls check this before awaiting `awaitInstances`: once the resolver has answered (every call
   // but the first few), a call then awaits no promise for it. (An arrow, since TypeScript does
   // not carry `resolver`'s narrowing into the hoisted `unary` and `stream` functions.)
-  const resolved = () => resolver.resolved;
+  const resolved = () => gated.resolved;
   const awaitInstances = async (deadline: number, signal: AbortSignal | undefined) => {
-    if (resolver.resolved) return;
+    if (gated.resolved) return;
     const timeout = AbortSignal.timeout(Math.max(0, Math.ceil(deadline - performance.now())));
     try {
-      await resolver.whenResolved(signal ? AbortSignal.any([signal, timeout]) : timeout);
+      await gated.whenResolved(signal ? AbortSignal.any([signal, timeout]) : timeout);
     } catch {
       if (signal?.aborted) throw new ConnectError("call canceled while waiting for Consul", Code.Canceled);
       const why = resolver.lastError ? `: ${resolver.lastError.message}` : "";
@@ -269,23 +337,29 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     contextValues?: ContextValues,
   ): Promise<UnaryResponse<I, O>> {
     const started = performance.now();
-    const own = started + (timeoutMs ?? defaultTimeoutMs);
+    // The discovery chain's decision: undefined when the call takes the transport's own path.
+    const routed = routing?.decide(method, header);
+    const own = started + (routed?.timeoutMs === undefined ? (timeoutMs ?? defaultTimeoutMs) : Math.min(timeoutMs ?? Infinity, routed.timeoutMs));
     const inherited = inheritedDeadline();
     const deadline = inherited === undefined ? own : Math.min(own, inherited);
     const plan = planOf(method);
     const { span, context } = startCallSpan(service, method);
-    const call = new UnaryLogicalCall(method, signal, deadline, header, classifiersOf(plan, contextValues), plan.hedge, span, context, input, contextValues);
+    if (routing !== undefined && span.isRecording()) routing.annotate(span, routed);
+    const hashKey = routed !== undefined && routed.hash.length > 0 ? routed.hashKey(header) : undefined;
+    const call = new UnaryLogicalCall(method, signal, deadline, header, classifiersOf(plan, contextValues), plan.hedge, span, context, input, contextValues, hashKey);
     budget.deposit();
     let attempts = 0;
     try {
       if (!resolved()) await awaitInstances(deadline, signal);
-      const won = await runCall(env, call);
+      const won = await runCall(routed === undefined ? env : routed.env, call);
       attempts = won.attempts;
+      if (routed !== undefined) routing!.finished(routed, won.attempt.pick.endpoint, call.span);
       callObservers?.observe(method, 0, (performance.now() - started) / 1000);
       endCallSpan(call.span, 0, undefined, attempts);
       return won.response;
     } catch (caught) {
       const error = ConnectError.from(caught);
+      if (routed !== undefined) routing!.finished(routed, undefined, call.span);
       callObservers?.observe(method, error.code, (performance.now() - started) / 1000);
       endCallSpan(call.span, error.code, error, attempts);
       throw error;
@@ -311,7 +385,11 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     // live as long as it likes; its opening is still bounded by `timeoutMs`.
     const inherited = inheritedDeadline();
     const callers = timeoutMs === undefined ? inherited : Math.min(started + timeoutMs, inherited ?? Infinity);
+    // Routed as a unary call is, but for the route's RequestTimeout: a stream lives as long as its caller lets it.
+    const routed = routing?.decide(method, header);
+    const callEnv = routed === undefined ? env : routed.env;
     const { span, context } = startCallSpan(service, method);
+    if (routing !== undefined && span.isRecording()) routing.annotate(span, routed);
     const call: LogicalCall<StreamResponse<I, O>> = {
       method,
       signal,
@@ -324,6 +402,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       opensStream: true,
       replayable,
       hedge: undefined,
+      hashKey: routed !== undefined && routed.hash.length > 0 ? routed.hashKey(header) : undefined,
       send: async (endpoint, wireTimeoutMs, attemptSignal, headers) => {
         const response = await endpoint.transport.stream(method, attemptSignal, wireTimeoutMs, headers, replayable ? toAsync(messages) : input, contextValues);
         return replayable ? await withFirstMessage(response) : response;
@@ -333,17 +412,19 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
     let attempts = 0;
     try {
       if (!resolved()) await awaitInstances(call.deadline, signal);
-      const won = await runCall(env, call);
+      const won = await runCall(callEnv, call);
       attempts = won.attempts;
+      if (routed !== undefined) routing!.finished(routed, won.attempt.pick.endpoint, call.span);
       return {
         ...won.response,
-        message: trackStream(env, call, won, won.response.message, openStreams, (code, error) => {
+        message: trackStream(callEnv, call, won, won.response.message, openStreams, (code, error) => {
           callObservers?.observe(method, code, (performance.now() - started) / 1000);
           endCallSpan(call.span, code, error, won.attempts);
         }),
       };
     } catch (caught) {
       const error = ConnectError.from(caught);
+      if (routed !== undefined) routing!.finished(routed, undefined, call.span);
       callObservers?.observe(method, error.code, (performance.now() - started) / 1000);
       endCallSpan(call.span, error.code, error, attempts);
       // The last attempt's server answered before failing: give its headers as connect does.
@@ -357,6 +438,10 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
   return {
     get endpoints() {
       return endpoints.list;
+    },
+
+    get routing() {
+      return routing?.view;
     },
 
     unary(method, signal, timeoutMs, header, input, contextValues) {
@@ -385,6 +470,7 @@ export function createMeshTransport(options: MeshTransportOptions): MeshTranspor
       metrics?.stalenessSources.delete(stalenessKey);
       const closing = new ConnectError(`the mesh transport of "${service}" closed`, Code.Canceled);
       for (const release of [...openStreams]) release(closing);
+      routing?.close();
       endpoints.close();
       rotation?.release();
       stopTlsWatch();
@@ -412,6 +498,7 @@ class UnaryLogicalCall<I extends DescMessage, O extends DescMessage> implements 
     readonly traceContext: Context,
     private readonly input: MessageInitShape<I>,
     private readonly contextValues: ContextValues | undefined,
+    readonly hashKey: string | undefined,
   ) {}
 
   send(endpoint: MeshEndpoint, timeoutMs: number | undefined, signal: AbortSignal | undefined, headers: Headers | undefined): Promise<UnaryResponse<I, O>> {

@@ -5,6 +5,7 @@ import type { Resolver as InstanceResolver } from "../client/discovery/resolver.
 import type { ConsulClient } from "../platform/consul.js";
 import type { HostPort } from "../platform/config.js";
 import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
+import { ChainResolution, type ChainResolutionUpdate } from "./chain-resolution.js";
 
 /** What `grpc.experimental.registerResolver` takes (grpc-js does not export the type by name). */
 export type ResolverConstructor = Parameters<typeof grpc.experimental.registerResolver>[1];
@@ -14,6 +15,8 @@ export interface ConsulResolverSource {
   /** The client of `agent` (undefined: the default agent), one per address, so watches are shared. */
   consulFor(agent: HostPort | undefined): ConsulClient;
   watch: Omit<ConsulResolverOptions, "service" | "tags" | "dc" | "near" | "meta" | "filter">;
+  /** Follow each service's discovery chain as far as a resolver can (chain-resolution.ts). Default true. */
+  discoveryChain?: boolean;
 }
 
 /**
@@ -26,6 +29,9 @@ export interface ConsulResolverSource {
  * - an honest empty answer is passed on (an empty list, then an error, see `#report`): calls fail
  *   fast with UNAVAILABLE, saying that no instance passes;
  * - before the first answer calls wait (grpc-js queues them until their deadline).
+ * With `discoveryChain` (the default) it resolves what the service's discovery chain names, as
+ * far as one address list can carry it: its resolver's subset, redirect and failover targets
+ * (chain-resolution.ts).
  */
 export function consulResolverClass(source: ConsulResolverSource): ResolverConstructor {
   return class ConsulGrpcResolver implements grpc.experimental.Resolver {
@@ -33,6 +39,7 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
     readonly #listener: grpc.experimental.ResolverListener;
     #instances: InstanceResolver | undefined;
     #unsubscribe: (() => void) | undefined;
+    #chain: ChainResolution | undefined;
 
     constructor(target: grpc.experimental.GrpcUri, listener: grpc.experimental.ResolverListener) {
       // grpc-js called getDefaultAuthority with this target before, so it parses.
@@ -47,20 +54,33 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
      * dropped reports late, after the empty set; reporting it again fails those calls fast.
      */
     updateResolution(): void {
+      if (this.#chain) {
+        const chain = this.#chain;
+        setImmediate(() => chain.report());
+        return;
+      }
       if (this.#instances) {
         const instances = this.#instances;
         if (instances.resolved && instances.instances.length === 0) setImmediate(() => this.#report(instances, instances.instances));
         return;
       }
       const { agent, service, tags, dc, near, mesh } = this.#target;
-      const instances = consulResolver(source.consulFor(agent), {
+      const selection: ConsulResolverOptions = {
         ...source.watch,
         service,
         ...(tags.length ? { tags } : {}),
         ...(dc ? { dc } : {}),
         ...(near ? { near } : {}),
         ...(mesh ? { connect: true } : {}),
-      });
+      };
+      if (source.discoveryChain !== false) {
+        const chain = new ChainResolution(source.consulFor(agent), selection, (update) => {
+          if (this.#chain === chain) this.#send(update);
+        });
+        this.#chain = chain;
+        return;
+      }
+      const instances = consulResolver(source.consulFor(agent), selection);
       this.#instances = instances;
       this.#unsubscribe = instances.subscribe((set) => this.#report(instances, set));
       // A watch shared with another channel may have answered already: it will not call again
@@ -69,6 +89,8 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
     }
 
     destroy(): void {
+      this.#chain?.close();
+      this.#chain = undefined;
       this.#unsubscribe?.();
       this.#instances?.close();
       this.#instances = undefined;
@@ -77,10 +99,14 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
 
     #report(from: InstanceResolver, set: readonly Instance[]): void {
       if (this.#instances !== from) return; // destroyed (or restarted) since
-      const endpoints = set.map((instance) => ({ addresses: [{ host: instance.address, port: instance.port }] }));
       const { service } = this.#target;
       const why = from.lastError ? ` (${from.lastError.message})` : "";
-      const note = endpoints.length ? `${endpoints.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
+      const note = set.length ? `${set.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
+      this.#send({ instances: set, note });
+    }
+
+    #send({ instances, note }: ChainResolutionUpdate): void {
+      const endpoints = instances.map((instance) => ({ addresses: [{ host: instance.address, port: instance.port }] }));
       this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, note);
       // grpc-js 1.14's round_robin, given an empty list, drops its endpoints but then settles in
       // IDLE, where calls queue until their deadline instead of failing fast. An error after it,

@@ -25,6 +25,12 @@ export interface RegisterConsulResolverOptions {
   maxRetryDelayMs?: number;
   /** How long an empty answer right after the agent lost its state is not believed, in ms. Default 15 000. */
   resetGraceMs?: number;
+  /**
+   * Follow each service's discovery chain as far as a resolver can: its resolver's subset,
+   * redirect and failover targets (README, "Traffic management from Consul"). Default true; a
+   * service with no config entries resolves as without it.
+   */
+  discoveryChain?: boolean;
 }
 
 /**
@@ -73,5 +79,5 @@ export function registerConsulResolver(options: RegisterConsulResolverOptions = 
     ...(options.maxRetryDelayMs !== undefined ? { maxRetryDelayMs: options.maxRetryDelayMs } : {}),
     ...(options.resetGraceMs !== undefined ? { resetGraceMs: options.resetGraceMs } : {}),
   };
-  grpc.experimental.registerResolver("consul", consulResolverClass({ consulFor, watch }));
+  grpc.experimental.registerResolver("consul", consulResolverClass({ consulFor, watch, discoveryChain: options.discoveryChain ?? true }));
 }

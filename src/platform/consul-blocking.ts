@@ -49,7 +49,7 @@ export function startBlockingQuery<T>(
   consul: ConsulClient,
   request: { path: string; query?: Record<string, string> },
   onAnswer: (answer: BlockingAnswer<T>) => void,
-  options: BlockingQueryOptions = {},
+  options: BlockingQueryOptions & { onError?: (error: Error) => void } = {},
 ): BlockingQuery {
   const { waitSeconds = 30, minQueryIntervalMs = 100, maxRetryDelayMs = 10_000 } = options;
   const stop = new AbortController();
@@ -96,6 +96,7 @@ export function startBlockingQuery<T>(
         if (stop.signal.aborted) return;
         failures++;
         state.lastError = error instanceof Error ? error : new Error(String(error));
+        options.onError?.(state.lastError);
         index = 0n;
         // Full jitter between 100 ms and the ceiling, doubling per failure.
         const ceiling = Math.min(maxRetryDelayMs, 200 * 2 ** Math.min(failures, 16));

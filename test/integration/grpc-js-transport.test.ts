@@ -160,6 +160,31 @@ describe("grpc-js transport: Connect calls on a grpc-js channel", function () {
     assert.equal(neverSent(error, false), true);
   });
 
+  it("bounds the wait for a connection with connectTimeoutMs (Consul's ConnectTimeout): UNAVAILABLE, never sent", async () => {
+    // A listener that accepts and never speaks: the TLS handshake never completes.
+    const sockets: import("node:net").Socket[] = [];
+    const silent = (await import("node:net")).createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const silentPort = (silent.address() as AddressInfo).port;
+      const bounded = createGrpcJsTransport({ address: "127.0.0.1", port: silentPort, tls: {}, connectTimeoutMs: 200 });
+      const unbounded = createGrpcJsTransport({ address: "127.0.0.1", port: silentPort, tls: {} });
+      transports.push(bounded, unbounded);
+      const started = performance.now();
+      const error = await createClient(EchoService, bounded).echo({ message: "hi" }, { timeoutMs: 2000 }).then(() => assert.fail("no error"), (caught: unknown) => ConnectError.from(caught));
+      const took = performance.now() - started;
+      assert.equal(error.code, Code.Unavailable);
+      assert.match(error.rawMessage, /connect timeout/);
+      assert.equal(neverSent(error, false), true);
+      assert.ok(took >= 190 && took < 1000, `failed after ${took} ms`);
+      const waited = await createClient(EchoService, unbounded).echo({ message: "hi" }, { timeoutMs: 600 }).then(() => assert.fail("no error"), (caught: unknown) => ConnectError.from(caught));
+      assert.equal(waited.code, Code.DeadlineExceeded, "without it, the call waits out its deadline");
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
+  });
+
   it("does not mark a call the server received and failed as never sent", async () => {
     const error = await createClient(EchoService, open())
       .echo({ message: "fail" })

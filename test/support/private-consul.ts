@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { once } from "node:events";
+import { promisify } from "node:util";
 import { createConsulClient, type ConsulClient } from "../../src/platform/consul.js";
 import { eventually } from "./infra.js";
 import { freePort } from "./free-port.js";
@@ -13,14 +14,19 @@ import { freePort } from "./free-port.js";
  */
 export interface PrivateConsul {
   readonly httpPort: number;
+  /** Its serf WAN port: what another datacenter's server joins (`consul join -wan`). */
+  readonly serfWanPort: number;
   readonly address: string;
   readonly client: ConsulClient;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
-/** Extra agent configuration in HCL (for example ACLs), written to a file the agent loads. */
-export async function startPrivateConsul(extraHcl?: string): Promise<PrivateConsul> {
+/**
+ * Extra agent configuration in HCL (for example ACLs), written to a file the agent loads;
+ * `datacenter` (default dc1) and `primaryDatacenter` for a second datacenter (startPrivateWan).
+ */
+export async function startPrivateConsul(extraHcl?: string, { datacenter, primaryDatacenter }: { datacenter?: string; primaryDatacenter?: string } = {}): Promise<PrivateConsul> {
   const configArgs: string[] = [];
   if (extraHcl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-consul-"));
@@ -35,7 +41,8 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
     child = spawn(
       "consul",
       ["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
-        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs],
+        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs,
+        ...(datacenter ? ["-datacenter", datacenter] : []), ...(primaryDatacenter ? ["-hcl", `primary_datacenter = "${primaryDatacenter}"`] : [])],
       { stdio: "ignore" },
     );
     await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
@@ -49,7 +56,7 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
     await exited;
   };
   await start();
-  return { httpPort: http, address: `127.0.0.1:${http}`, client, start, stop };
+  return { httpPort: http, serfWanPort: serfWan, address: `127.0.0.1:${http}`, client, start, stop };
 }
 
 
@@ -71,4 +78,34 @@ export async function raiseIndex(consul: PrivateConsul, writes = 300): Promise<v
   for (let done = 0; done < writes; done += 20) {
     await Promise.all(Array.from({ length: Math.min(20, writes - done) }, (_, i) => consul.client.kv.set(`meshkit-test/raise-index/${done + i}`, "x")));
   }
+}
+
+/** Two single-server datacenters joined over the WAN, each a private agent on free ports. */
+export interface PrivateWan {
+  readonly dc1: PrivateConsul;
+  readonly dc2: PrivateConsul;
+  stop(): Promise<void>;
+}
+
+/**
+ * startPrivateWan starts two `consul agent -dev` servers, datacenters dc1 and dc2 (dc2 names dc1
+ * its primary, so it takes dc1's Connect CA and config entries replicate to it), and joins them
+ * over the WAN (`consul join -wan`), as scripts/consul-wan.sh does with real data directories.
+ * Resolves once each sees both datacenters: a query with `?dc=dc2` asked of dc1 is then
+ * forwarded to dc2's server.
+ */
+export async function startPrivateWan(): Promise<PrivateWan> {
+  const dc1 = await startPrivateConsul(undefined, { datacenter: "dc1" });
+  const dc2 = await startPrivateConsul(undefined, { datacenter: "dc2", primaryDatacenter: "dc1" });
+  await promisify(execFile)("consul", ["join", "-wan", `-http-addr=${dc2.address}`, `127.0.0.1:${dc1.serfWanPort}`], { timeout: 15_000 });
+  for (const agent of [dc1, dc2]) {
+    await eventually("both datacenters known over the WAN", async () => (((await agent.client.catalog.datacenters()) as string[]).length === 2 ? true : undefined), { timeoutMs: 30_000 });
+  }
+  return {
+    dc1,
+    dc2,
+    async stop() {
+      await Promise.all([dc1.stop(), dc2.stop()]);
+    },
+  };
 }

@@ -19,7 +19,7 @@ function seeded(seed: number): () => number {
 
 describe("balancers", () => {
   it("are registered by name, and an unknown name says which exist", () => {
-    assert.deepEqual(balancerNames().sort(), ["least_outstanding", "peak_ewma", "random", "round_robin"]);
+    assert.deepEqual(balancerNames().sort(), ["least_outstanding", "peak_ewma", "random", "ring_hash", "round_robin"]);
     assert.throws(() => createBalancer("nope"), /unknown balancer "nope"; registered: .*round_robin/);
     // Registered for this test only: the registry is global, and other suites list its names.
     const unregister = registerBalancer("first", () => ({ name: "first", picker: (endpoints) => ({ pick: () => endpoints[0] }) }));
@@ -28,7 +28,7 @@ describe("balancers", () => {
     } finally {
       unregister();
     }
-    assert.deepEqual(balancerNames().sort(), ["least_outstanding", "peak_ewma", "random", "round_robin"]);
+    assert.deepEqual(balancerNames().sort(), ["least_outstanding", "peak_ewma", "random", "ring_hash", "round_robin"]);
   });
 
   for (const make of [roundRobinBalancer, () => randomBalancer(seeded(1)), () => leastOutstandingBalancer(seeded(2)), () => peakEwmaBalancer(seeded(3))]) {

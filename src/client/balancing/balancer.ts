@@ -38,9 +38,11 @@ export function weightOf(endpoint: Endpoint): number {
 export interface Picker {
   /**
    * pick returns an endpoint, or undefined when none is left. Endpoints in `exclude` (those
-   * already tried by this call) are passed over while another exists.
+   * already tried by this call) are passed over while another exists. `key` is the call's hash
+   * key, when its route names one (Consul's `HashPolicies`): consistent-hashing balancers
+   * (`ring_hash`) send equal keys to one endpoint; the others ignore it.
    */
-  pick(exclude?: ReadonlySet<Endpoint>): Endpoint | undefined;
+  pick(exclude?: ReadonlySet<Endpoint>, key?: string): Endpoint | undefined;
 }
 
 /**

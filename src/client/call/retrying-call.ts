@@ -4,7 +4,7 @@ import type { Context, Span } from "@opentelemetry/api";
 import { backoffDelay, type BackoffOptions } from "../retry/backoff.js";
 import { MeshAttempt } from "./attempt.js";
 import type { MeshEndpoint } from "../endpoints/endpoint.js";
-import type { EndpointSet } from "../endpoints/endpoint-set.js";
+import type { EndpointPool } from "../endpoints/endpoint-set.js";
 import type { HedgeDelay } from "../retry/hedging.js";
 import type { Outcome, OutcomeClassifier } from "./outcome-classifier.js";
 import { pushbackOf } from "../retry/pushback.js";
@@ -19,7 +19,7 @@ export type AttemptKind = "first" | "retry" | "hedge";
 /** The shared parts of one transport that every call uses. */
 export interface CallEnvironment {
   service: string;
-  endpoints: EndpointSet;
+  endpoints: EndpointPool;
   budget: RetryBudget;
   maxAttempts: number;
   backoff: BackoffOptions | undefined;
@@ -27,6 +27,13 @@ export interface CallEnvironment {
   /** Counts a retry (metrics); `reason` is the code that caused it, or "hedge". */
   onRetry: (method: DescMethodUnary | DescMethodStreaming, reason: string) => void;
   onBudgetExhausted: () => void;
+  /**
+   * The codes worth another attempt once the request may have been processed, when a route of
+   * the discovery chain sets its own (routing/compile.ts); undefined: the transport's policy
+   * (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED on instance failures). Either way only
+   * for methods the proto marks idempotent, and a request that never left is always retried.
+   */
+  retryCodes?: ReadonlySet<Code> | undefined;
   /** Fails a call that found no endpoint to pick. */
   noInstanceError: (tried: ReadonlySet<MeshEndpoint> | undefined, last: ConnectError | undefined) => ConnectError;
 }
@@ -53,6 +60,8 @@ export interface LogicalCall<R> {
   hedge: { delay: HedgeDelay; maxAttempts: number } | undefined;
   span: Span;
   traceContext: Context;
+  /** The call's hash key for a consistent-hashing balancer (routing/hash-key.ts); undefined for none. */
+  hashKey?: string | undefined;
   /**
    * send makes one attempt on `endpoint`: `timeoutMs` for the wire (undefined: none), `signal`
    * aborts it (caller, lost hedge, bound on a stream's opening); `headers` are the attempt's own
@@ -112,7 +121,7 @@ class RetryingCall<R> {
 
   #launch(kind: AttemptKind): boolean {
     if (this.#first && !this.#tried) this.#tried = new Set([this.#first]);
-    const pick = this.env.endpoints.pick(this.#tried);
+    const pick = this.env.endpoints.pick(this.#tried, this.call.hashKey);
     if (!pick) return false;
     if (this.#tried) this.#tried.add(pick.endpoint);
     else this.#first = pick.endpoint;
@@ -201,7 +210,13 @@ class RetryingCall<R> {
         lastError = error;
 
         const pushback = pushbackOf(error);
-        const retryable = call.replayable && !call.signal?.aborted && outcome === "instance_failure" && pushback !== "never" && isRetryable(error, call.method, sent);
+        const retryable =
+          call.replayable &&
+          !call.signal?.aborted &&
+          pushback !== "never" &&
+          (env.retryCodes === undefined
+            ? outcome === "instance_failure" && isRetryable(error, call.method, sent)
+            : (outcome === "instance_failure" || (outcome === "caller_fault" && env.retryCodes.has(error.code))) && isRetryable(error, call.method, sent, env.retryCodes));
         if (!retryable) {
           if (inFlight.length > 0 && outcome === "instance_failure") continue; // a hedge may still answer
           throw error;

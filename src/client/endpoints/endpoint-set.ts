@@ -24,6 +24,12 @@ export interface EndpointSetOptions {
   maxEjectionPercent: number;
   slowStart: SlowStartOptions | undefined;
   metrics: ClientMetrics | undefined;
+  /**
+   * Whether this set reports its instance count as `meshkit_resolver_instances{service}`.
+   * Default true; false for the extra sets of a discovery chain's targets (routing/), which would
+   * overwrite the service's own count.
+   */
+  reportsInstances?: boolean;
   onInstances: (instances: readonly Instance[]) => void;
   onBreaker: (instance: string, state: BreakerState) => void;
 }
@@ -32,6 +38,18 @@ export interface EndpointSetOptions {
 export interface Pick {
   endpoint: MeshEndpoint;
   admission: Admission;
+}
+
+/**
+ * EndpointPool is what a call picks from and reports to: one endpoint set, or several tried in
+ * order (a discovery chain's failover, routing/failover-pool.ts).
+ */
+export interface EndpointPool {
+  /** An endpoint for one attempt, passing over `exclude`; `key` is the call's hash key, if any. */
+  pick(exclude: ReadonlySet<MeshEndpoint> | undefined, key?: string): Pick | undefined;
+  /** Reports an attempt's outcome to the health of the endpoint picked. */
+  finished(pick: Pick, outcome: Outcome, error: ConnectError | undefined): void;
+  series(endpoint: MeshEndpoint): EndpointSeries | undefined;
 }
 
 /**
@@ -53,7 +71,7 @@ export function maxEjected(count: number, percent: number): number {
  * it ramps new endpoints' weights during slow start. The picker is an immutable snapshot,
  * rebuilt on each change.
  */
-export class EndpointSet {
+export class EndpointSet implements EndpointPool {
   #endpoints = new Map<string, MeshEndpoint>();
   #series = new WeakMap<MeshEndpoint, EndpointSeries>();
   #list: MeshEndpoint[] = [];
@@ -61,6 +79,7 @@ export class EndpointSet {
   #first = true;
   #rampTimer: NodeJS.Timeout | undefined;
   #ejected: ReadonlySet<MeshEndpoint> = new Set();
+  #healthy = 0;
 
   constructor(private readonly options: EndpointSetOptions) {
     // Each instance's ejection, attempts in flight and latency estimate, read at scrape time.
@@ -70,6 +89,20 @@ export class EndpointSet {
   /** Every endpoint, available or not. */
   get list(): readonly MeshEndpoint[] {
     return this.#list;
+  }
+
+  /**
+   * How many endpoints are healthy: not ejected by their breaker, nor half-open with their probe
+   * in flight. The ejection cap may keep unhealthy ones in the picks; a failover reads this to
+   * move on while a next target exists (routing/failover-pool.ts).
+   */
+  get healthy(): number {
+    return this.#healthy;
+  }
+
+  /** Whether `endpoint` is one of this set's current endpoints. */
+  has(endpoint: MeshEndpoint): boolean {
+    return this.#endpoints.get(endpointKey(endpoint.instance)) === endpoint;
   }
 
   apply(instances: readonly Instance[]): void {
@@ -98,7 +131,7 @@ export class EndpointSet {
       this.#series.get(endpoint)?.remove();
     }
     this.rebuild();
-    this.options.metrics?.resolverInstances.set({ service: this.options.service }, instances.length);
+    if (this.options.reportsInstances !== false) this.options.metrics?.resolverInstances.set({ service: this.options.service }, instances.length);
     this.options.onInstances(instances);
   }
 
@@ -106,8 +139,8 @@ export class EndpointSet {
    * pick chooses an endpoint for one attempt, passing over those in `exclude` (tried by this
    * call already). A half-open endpoint admits this attempt as its probe and leaves the picker.
    */
-  pick(exclude: ReadonlySet<MeshEndpoint> | undefined): Pick | undefined {
-    const endpoint = this.#picker.pick(exclude) as MeshEndpoint | undefined;
+  pick(exclude: ReadonlySet<MeshEndpoint> | undefined, key?: string): Pick | undefined {
+    const endpoint = this.#picker.pick(exclude, key) as MeshEndpoint | undefined;
     if (!endpoint) return undefined;
     const admission = endpoint.health.admit();
     if (admission.probe) this.rebuild();
@@ -130,6 +163,7 @@ export class EndpointSet {
     this.#list = [...this.#endpoints.values()];
     const ramping = this.#applySlowStart();
     const out = this.#list.filter((endpoint) => endpoint.health.unavailable);
+    this.#healthy = this.#list.length - out.length;
     let available: MeshEndpoint[] = this.#list;
     this.#ejected = new Set();
     if (out.length > 0) {
@@ -160,6 +194,7 @@ export class EndpointSet {
     }
     this.#endpoints.clear();
     this.#list = [];
+    this.#healthy = 0;
     this.#picker = emptyPicker;
   }
 

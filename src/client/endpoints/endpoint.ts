@@ -24,6 +24,8 @@ export interface EndpointOptions {
    * updates this object in place when the files change: each new connection reads it afresh.
    */
   tls: http2.SecureClientSessionOptions | undefined;
+  /** Longest a unary call waits for a connection, in ms (a discovery chain target's `ConnectTimeout`); default none. */
+  connectTimeoutMs?: number | undefined;
 }
 
 /** How long a leaving instance keeps its connection for calls still in flight. */
@@ -54,6 +56,7 @@ export class MeshEndpoint implements Endpoint {
       interceptors: options.interceptors,
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
+      ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     });
     this.weight = instance.weight;
     this.health = new EndpointHealth(options.breaker, options.rotation, (state) => options.onBreakerState(this, state));

@@ -34,6 +34,11 @@ export class ChannelReadiness {
     if (state !== connectivityState.SHUTDOWN) this.channel.watchConnectivityState(state, Infinity, this.#watch);
   };
 
+  /** Whether the channel is connected (READY) now. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
   /** The mark to keep for a call that starts now. */
   callStarted(): ReadinessMark {
     return this.#ready ? sentPossible : this.#readyEntries;

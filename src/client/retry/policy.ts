@@ -45,11 +45,12 @@ const retryableCodes = new Set<Code>([Code.Unavailable, Code.DeadlineExceeded, C
 /**
  * isRetryable: whether a failed attempt may be tried again elsewhere, by the request's fate alone
  * (the outcome classifier has already said whether the instance failed): one that never left,
- * always; one that may have been processed, only for an idempotent method and a retryable code.
+ * always; one that may have been processed, only for an idempotent method and a retryable code
+ * (`codes`: by default the three above; a discovery chain's route may name others).
  */
-export function isRetryable(error: ConnectError, method: DescMethod, sent: boolean): boolean {
+export function isRetryable(error: ConnectError, method: DescMethod, sent: boolean, codes: ReadonlySet<Code> = retryableCodes): boolean {
   if (!sent) return true;
-  return isIdempotent(method) && retryableCodes.has(error.code);
+  return isIdempotent(method) && codes.has(error.code);
 }
 
 /** Node's codes for a connection that broke: the instance went away, not the request's fault. */

@@ -39,6 +39,16 @@ export interface ClientMetrics {
    * freshest source.
    */
   stalenessSources: Map<object, { service: string; stalenessMs: () => number }>;
+  /** `meshkit_client_calls_total{service,route,target}`, read at scrape time from `callSources`. */
+  routedCalls: Counter<"service" | "route" | "target">;
+  /**
+   * The call counts of each transport's discovery-chain routing (routing/chain-routing.ts), one
+   * source per transport: plain numbers a call increments, summed here at scrape time, so a call
+   * pays no label lookup.
+   */
+  callSources: Map<object, () => Iterable<{ readonly labels: { service: string; route: string; target: string }; readonly count: number }>>;
+  chainProblems: Counter<"service" | "kind">;
+  chainUpdates: Counter<"service">;
 }
 
 /** What an endpoint set reports of one of its instances at scrape time. */
@@ -87,6 +97,7 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
         for (const report of reports().values()) this.set({ service: report.service, instance: report.instance }, value(report));
       },
     });
+  const callSources: ClientMetrics["callSources"] = new Map();
   metrics = {
     // Observed on every call and every attempt: children that keep their own counts (bound-histogram.ts).
     calls: new BoundHistogram({
@@ -150,6 +161,29 @@ export function clientMetrics(registry: Registry = defaultRegistry): ClientMetri
     endpointLatency: endpointGauge("meshkit_client_endpoint_latency_seconds", "The client's peak-EWMA latency estimate of the instance, in seconds.", (r) => r.latencyMs / 1000),
     endpointSources,
     stalenessSources,
+    routedCalls: new Counter({
+      name: "meshkit_client_calls_total",
+      help: "Mesh client calls by the discovery chain's route they matched and the target that served them (its failover target when it failed over).",
+      labelNames: ["service", "route", "target"],
+      registers,
+      collect() {
+        this.reset(); // a closed transport's series go with it
+        for (const source of callSources.values()) for (const cell of source()) if (cell.count > 0) this.inc(cell.labels, cell.count);
+      },
+    }),
+    callSources,
+    chainProblems: new Counter({
+      name: "meshkit_client_chain_problems_total",
+      help: "Parts of a discovery chain that could not be applied (unknown or unsupported fields, invalid regexes or filters), per chain applied, by kind.",
+      labelNames: ["service", "kind"],
+      registers,
+    }),
+    chainUpdates: new Counter({
+      name: "meshkit_client_chain_updates_total",
+      help: "Discovery chains applied (the first included).",
+      labelNames: ["service"],
+      registers,
+    }),
   };
   byRegistry.set(registry, metrics);
   return metrics;

@@ -39,6 +39,13 @@ export interface GrpcJsTransportOptions {
   writeMaxBytes?: number;
   /** Extra grpc-js channel options, applied last. */
   channelOptions?: ChannelOptions;
+  /**
+   * Longest a unary call waits for a connection, in ms (Consul's `ConnectTimeout`): a call that
+   * starts while the channel is not connected, and still has no connection this long after, fails
+   * with UNAVAILABLE as never sent (so the mesh retries it elsewhere at once). grpc-js itself has
+   * no such bound: a call would wait out its deadline. Default none.
+   */
+  connectTimeoutMs?: number;
 }
 
 /** GrpcJsTransport is a Connect `Transport` over one grpc-js channel (one HTTP/2 connection). */
@@ -102,6 +109,7 @@ const canceled = (signal: AbortSignal) => ConnectError.from(signal.reason, Code.
 class UnaryCall<I extends DescMessage, O extends DescMessage> {
   readonly response = Promise.withResolvers<UnaryResponse<I, O>>();
   readonly #mark: ReadinessMark;
+  #connectTimer: NodeJS.Timeout | undefined;
   #header: Metadata | undefined;
   #reply: MessageShape<O> | undefined;
   #readError: StatusObject | undefined;
@@ -122,6 +130,13 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
   /** The signal aborted. */
   handleEvent(): void {
     this.call.cancelWithStatus(grpcStatus.CANCELLED, "Cancelled on client");
+  }
+
+  /** Fails the call as never sent if the channel has not connected within `ms` (see `connectTimeoutMs`). */
+  boundConnect(ms: number): void {
+    this.#connectTimer = setTimeout(() => {
+      if (this.readiness.neverSent(this.#mark)) this.call.cancelWithStatus(grpcStatus.UNAVAILABLE, `no connection within the ${ms} ms connect timeout`);
+    }, ms);
   }
 
   onReceiveMetadata(metadata: Metadata): void {
@@ -146,6 +161,7 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
 
   onReceiveStatus(status: StatusObject): void {
     const { signal, response } = this;
+    if (this.#connectTimer !== undefined) clearTimeout(this.#connectTimer);
     if (signal !== neverAborted) signal.removeEventListener("abort", this);
     if (status.code === grpcStatus.OK && !signal.aborted && !this.#readError && this.#reply !== undefined) {
       response.resolve(unaryAnswer(this.method, this.#reply, this.#header, status.metadata));
@@ -216,6 +232,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
   const client = new Client(target, credentials.createInsecure(), { channelOverride: channel });
   const readiness = new ChannelReadiness(channel);
   const interceptors = options.interceptors ?? [];
+  const connectTimeoutMs = options.connectTimeoutMs;
 
   /**
    * A unary call straight on the channel (`Channel.createCall`, the public hook grpc-js's own
@@ -241,6 +258,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;
     const call = channel.createCall(wire.path, deadline, undefined, null, undefined);
     const unary = new UnaryCall<I, O>(call, method, wire, signal, readiness, deadline);
+    if (connectTimeoutMs !== undefined && !readiness.ready) unary.boundConnect(connectTimeoutMs);
     call.start(headers ? headersToMetadata(headers) : new Metadata(), unary);
     call.startRead();
     call.sendMessageWithContext({}, request);

@@ -2,6 +2,8 @@
 import { startServiceTelemetry } from "../../../platform/telemetry.js";
 import { storeInstrumentations } from "../../stores/instrumentations.js";
 
-export const service = { name: "orders", version: "0.1.0" } as const;
+// SERVICE_VERSION overrides the version, which the instance registers as `Meta.version` in Consul:
+// a canary (README, "Traffic management from Consul") runs the same code as another version.
+export const service = { name: "orders", version: process.env.SERVICE_VERSION?.trim() || "0.1.0" } as const;
 
 startServiceTelemetry(service.name, service.version, { instrumentations: storeInstrumentations() });

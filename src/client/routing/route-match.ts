@@ -1,0 +1,140 @@
+import { re2FullMatch } from "../../platform/mesh/re2-regex.js";
+import type { ServiceRouteHTTPMatch, ServiceRouteHTTPMatchHeader } from "./chain.js";
+import { readHeader, type HeaderInit } from "./headers.js";
+import type { Problem } from "./problems.js";
+
+type PathKind = "any" | "exact" | "prefix" | "regex";
+type HeaderKind = "exact" | "regex" | "prefix" | "suffix" | "present";
+
+/** One compiled header condition of a route. */
+interface HeaderRule {
+  /** Lower case: gRPC metadata keys are, and Envoy matches header names case-insensitively. */
+  readonly name: string;
+  readonly kind: HeaderKind;
+  readonly value: string;
+  readonly regex: RegExp | undefined;
+  readonly invert: boolean;
+}
+
+/** RouteMatcher is one route's match, compiled: the path part, its header conditions, its methods. */
+export interface RouteMatcher {
+  readonly pathKind: PathKind;
+  readonly path: string;
+  readonly pathRegex: RegExp | undefined;
+  readonly headers: readonly HeaderRule[];
+  /** False when the route can never match a gRPC call (Methods without POST, or a QueryParam condition). */
+  readonly possible: boolean;
+}
+
+/**
+ * compileRouteMatch compiles a service-router route's `Match.HTTP` as Consul 1.14.8 hands it to
+ * Envoy (agent/xds/routes.go, makeRouteMatchForDiscoveryRoute), against a gRPC call whose path is
+ * `/<package>.<Service>/<Method>` and whose headers are its request metadata:
+ * - no match, or an empty one: every call (`prefix "/"`);
+ * - the path: the first of PathExact, PathPrefix, PathRegex that is set, in that order;
+ * - each header: the first of Exact, Regex, Prefix, Suffix, Present that is set (Consul's switch
+ *   order), a header with none skipped as Consul skips it; `Invert` inverts it. An absent header
+ *   matches only an inverted Present (Envoy's HeaderUtility::matchHeaders). `:path` and
+ *   `:method` read the call's path and "POST";
+ * - Methods: a gRPC call is always POST, so a route naming methods without POST never matches;
+ * - QueryParam: a gRPC request has no query string, so such a route never matches (as in Envoy);
+ *   reported, since it is surely not what was meant.
+ * Regexes are RE2 matched whole (`re2FullMatch`, as Envoy's `safe_regex`). A regex that does
+ * not compile makes the whole route unusable: it is reported and undefined is returned, so the
+ * route is skipped rather than guessed at.
+ */
+export function compileRouteMatch(http: ServiceRouteHTTPMatch | undefined | null, where: string, problems: Problem[]): RouteMatcher | undefined {
+  if (!http) return { pathKind: "any", path: "", pathRegex: undefined, headers: [], possible: true };
+  let pathKind: PathKind = "any";
+  let path = "";
+  let pathRegex: RegExp | undefined;
+  if (http.PathExact) [pathKind, path] = ["exact", http.PathExact];
+  else if (http.PathPrefix) [pathKind, path] = ["prefix", http.PathPrefix];
+  else if (http.PathRegex) {
+    [pathKind, path] = ["regex", http.PathRegex];
+    const compiled = re2FullMatch(http.PathRegex);
+    if (!compiled.ok) {
+      problems.push({ kind: "invalid_regex", message: `${where}.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${compiled.error}): the route is skipped` });
+      return undefined;
+    }
+    pathRegex = compiled.regex;
+  }
+  const headers: HeaderRule[] = [];
+  for (const [index, header] of (http.Header ?? []).entries()) {
+    const rule = compileHeader(header, `${where}.Header[${index}]`, problems);
+    if (rule === "invalid") return undefined;
+    if (rule !== undefined) headers.push(rule);
+  }
+  let possible = true;
+  if (http.Methods && http.Methods.length > 0 && !http.Methods.includes("POST")) possible = false;
+  if (http.QueryParam && http.QueryParam.length > 0) {
+    problems.push({ kind: "unsupported_field", message: `${where}.QueryParam: a gRPC request has no query string, so this route never matches (as in Envoy)` });
+    possible = false;
+  }
+  return { pathKind, path, pathRegex, headers, possible };
+}
+
+function compileHeader(header: ServiceRouteHTTPMatchHeader, where: string, problems: Problem[]): HeaderRule | "invalid" | undefined {
+  const name = (header.Name ?? "").toLowerCase();
+  const invert = header.Invert === true;
+  if (header.Exact) return { name, kind: "exact", value: header.Exact, regex: undefined, invert };
+  if (header.Regex) {
+    const compiled = re2FullMatch(header.Regex);
+    if (!compiled.ok) {
+      problems.push({ kind: "invalid_regex", message: `${where} (${header.Name}) Regex ${JSON.stringify(header.Regex)} does not compile (${compiled.error}): the route is skipped` });
+      return "invalid";
+    }
+    return { name, kind: "regex", value: header.Regex, regex: compiled.regex, invert };
+  }
+  if (header.Prefix) return { name, kind: "prefix", value: header.Prefix, regex: undefined, invert };
+  if (header.Suffix) return { name, kind: "suffix", value: header.Suffix, regex: undefined, invert };
+  if (header.Present) return { name, kind: "present", value: "", regex: undefined, invert };
+  return undefined; // Consul skips it too ("this impossible situation")
+}
+
+/** Whether `path` (`/<package>.<Service>/<Method>`) satisfies the route's path part. */
+export function matchesPath(matcher: RouteMatcher, path: string): boolean {
+  switch (matcher.pathKind) {
+    case "any":
+      return true;
+    case "exact":
+      return path === matcher.path;
+    case "prefix":
+      return path.startsWith(matcher.path);
+    case "regex":
+      return matcher.pathRegex!.test(path);
+  }
+}
+
+/** Whether the call's headers satisfy every header condition of the route. */
+export function matchesHeaders(matcher: RouteMatcher, path: string, header: HeaderInit | undefined): boolean {
+  const rules = matcher.headers;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    const value = rule.name === ":path" ? path : rule.name === ":method" ? "POST" : readHeader(header, rule.name);
+    if (value === undefined) {
+      if (rule.kind === "present" && rule.invert) continue;
+      return false;
+    }
+    let matched: boolean;
+    switch (rule.kind) {
+      case "exact":
+        matched = value === rule.value;
+        break;
+      case "regex":
+        matched = rule.regex!.test(value);
+        break;
+      case "prefix":
+        matched = value.startsWith(rule.value);
+        break;
+      case "suffix":
+        matched = value.endsWith(rule.value);
+        break;
+      case "present":
+        matched = true;
+        break;
+    }
+    if (matched === rule.invert) return false;
+  }
+  return true;
+}
