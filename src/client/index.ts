@@ -16,7 +16,8 @@ export { defaultClassifier, outcomeClassifierKey, type AttemptResult, type Outco
 export type { HedgingOptions } from "./retry/hedging.js";
 export type { SlowStartOptions } from "./endpoints/endpoint-set.js";
 export { pushbackHeader, type Pushback } from "./retry/pushback.js";
-export { registerBalancer, createBalancer, balancerNames, firstNotExcluded, weightOf, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancing/balancer.js";
+export { firstNotExcluded, weightOf, type Balancer, type BalancerFactory, type Endpoint, type EndpointLoad, type Picker } from "./balancing/balancer.js";
+export { registerBalancer, createBalancer, balancerNames } from "./balancing/registry.js";
 export { roundRobinBalancer } from "./balancing/round-robin.js";
 export { randomBalancer } from "./balancing/random.js";
 export { leastOutstandingBalancer } from "./balancing/least-outstanding.js";

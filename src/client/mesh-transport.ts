@@ -7,7 +7,8 @@ import { inheritedDeadline } from "../common/deadline.js";
 import { CodeObservers } from "../common/code-observers.js";
 import type { ConsulClient } from "../platform/consul.js";
 import type { BackoffOptions } from "./retry/backoff.js";
-import { createBalancer, type Balancer } from "./balancing/balancer.js";
+import type { Balancer } from "./balancing/balancer.js";
+import { createBalancer } from "./balancing/registry.js";
 import { acquireBucketRotation, type BreakerOptions } from "./health/breaker.js";
 import { clientMetrics } from "./telemetry/metrics.js";
 import { clientTls, type ClientTlsFiles } from "./wire/tls-files.js";
@@ -29,12 +30,6 @@ import { runCall, type CallEnvironment, type LogicalCall } from "./call/retrying
 import { trackStream, type OpenStreams } from "./call/tracked-stream.js";
 import { ChainRouting, type ChainEvent, type RoutingLog, type RoutingView } from "./routing/chain-routing.js";
 import { createLogger } from "../platform/log.js";
-// The built-in balancers register themselves by name.
-import "./balancing/round-robin.js";
-import "./balancing/random.js";
-import "./balancing/least-outstanding.js";
-import "./balancing/peak-ewma.js";
-import "./balancing/ring-hash.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createBalancer, balancerNames, registerBalancer } from "../../src/client/balancing/balancer.js";
+import { createBalancer, balancerNames, registerBalancer } from "../../src/client/balancing/registry.js";
 import { roundRobinBalancer } from "../../src/client/balancing/round-robin.js";
 import { randomBalancer } from "../../src/client/balancing/random.js";
 import { leastOutstandingBalancer } from "../../src/client/balancing/least-outstanding.js";

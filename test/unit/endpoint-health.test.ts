@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { EndpointHealth, type BreakerState } from "../../src/client/health/endpoint-health.js";
-import { createBalancer } from "../../src/client/balancing/balancer.js";
+import { createBalancer } from "../../src/client/balancing/registry.js";
 import "../../src/client/balancing/round-robin.js";
 import { acquireBucketRotation } from "../../src/client/health/breaker.js";
 import { EndpointSet, maxEjected } from "../../src/client/endpoints/endpoint-set.js";

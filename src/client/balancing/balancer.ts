@@ -47,12 +47,8 @@ export interface Picker {
 
 /**
  * Balancer chooses an endpoint per call. It may keep state across pickers (a round-robin
- * position), which is why the transport makes one per client.
- *
- * ```ts
- * registerBalancer("first", () => ({ name: "first", picker: (endpoints) => ({ pick: () => endpoints[0] }) }));
- * createMeshTransport({ service: "echo", balancer: "first", ... });
- * ```
+ * position), which is why the transport makes one per client. Balancers are known by name
+ * through the registry (registry.ts), where users register their own.
  */
 export interface Balancer {
   readonly name: string;
@@ -60,32 +56,6 @@ export interface Balancer {
 }
 
 export type BalancerFactory = () => Balancer;
-
-const factories = new Map<string, BalancerFactory>();
-
-/**
- * registerBalancer makes a balancer available by name. A later registration replaces an earlier.
- * Returns a function that removes this registration again (and restores none it replaced), for
- * tests and plug-ins that must not leave a global behind.
- */
-export function registerBalancer(name: string, factory: BalancerFactory): () => void {
-  factories.set(name, factory);
-  return () => {
-    if (factories.get(name) === factory) factories.delete(name);
-  };
-}
-
-/** createBalancer makes the balancer registered as `name`; it throws naming the known ones. */
-export function createBalancer(name: string): Balancer {
-  const factory = factories.get(name);
-  if (!factory) throw new Error(`unknown balancer "${name}"; registered: ${[...factories.keys()].join(", ")}`);
-  return factory();
-}
-
-/** The names registered so far. */
-export function balancerNames(): string[] {
-  return [...factories.keys()];
-}
 
 /**
  * firstNotExcluded is the slow path shared by the built-in pickers: when the chosen endpoint

@@ -1,4 +1,4 @@
-import { registerBalancer, type Balancer, weightOf } from "./balancer.js";
+import { type Balancer, weightOf } from "./balancer.js";
 import { twoChoicesBalancer } from "./two-choices.js";
 
 /**
@@ -14,4 +14,3 @@ export function leastOutstandingBalancer(random?: () => number): Balancer {
   );
 }
 
-registerBalancer("least_outstanding", () => leastOutstandingBalancer());

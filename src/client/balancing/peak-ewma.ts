@@ -1,4 +1,4 @@
-import { registerBalancer, type Balancer, weightOf } from "./balancer.js";
+import { type Balancer, weightOf } from "./balancer.js";
 import { twoChoicesBalancer } from "./two-choices.js";
 
 /**
@@ -25,4 +25,3 @@ export function peakEwmaBalancer(random?: () => number): Balancer {
   );
 }
 
-registerBalancer("peak_ewma", () => peakEwmaBalancer());

@@ -1,4 +1,4 @@
-import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer, weightOf } from "./balancer.js";
+import { emptyPicker, firstNotExcluded, type Balancer, weightOf } from "./balancer.js";
 import { createWeightedIndex, uniformWeights } from "./weighted-index.js";
 
 /**
@@ -25,4 +25,3 @@ export function randomBalancer(random: () => number = Math.random): Balancer {
   };
 }
 
-registerBalancer("random", () => randomBalancer());

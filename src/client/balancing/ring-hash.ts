@@ -1,4 +1,4 @@
-import { emptyPicker, registerBalancer, type Balancer, type Endpoint, type Picker, weightOf } from "./balancer.js";
+import { emptyPicker, type Balancer, type Endpoint, type Picker, weightOf } from "./balancer.js";
 
 /** RingHashOptions size the ring (Consul's `RingHashConfig.MaximumRingSize`). */
 export interface RingHashOptions {
@@ -114,4 +114,3 @@ export function hashString(text: string): number {
   return hash >>> 0;
 }
 
-registerBalancer("ring_hash", () => ringHashBalancer());

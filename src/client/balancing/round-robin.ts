@@ -1,4 +1,4 @@
-import { emptyPicker, firstNotExcluded, registerBalancer, type Balancer, type Endpoint, weightOf } from "./balancer.js";
+import { emptyPicker, firstNotExcluded, type Balancer, type Endpoint, weightOf } from "./balancer.js";
 import { uniformWeights } from "./weighted-index.js";
 
 /** The longest weighted schedule kept; larger weight sums are scaled down to fit. */
@@ -61,4 +61,3 @@ function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
-registerBalancer("round_robin", roundRobinBalancer);
