@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import os from "node:os";
 import { GCProfiler } from "node:v8";
 import { EchoService } from "../gen/meshkit/echo/v1/echo_pb.js";
-import type { CallEnvironment } from "../src/client/call/retrying-call.js";
+import type { CallEnvironment } from "../src/client/call/call.js";
 import type { CompiledDiscoveryChain, DiscoveryTarget } from "../src/client/routing/chain.js";
 import { ChainRouting } from "../src/client/routing/chain-routing.js";
 import { compileChain, type CompiledChain, type NextSpec } from "../src/client/routing/compile.js";

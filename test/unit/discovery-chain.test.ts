@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Code } from "@connectrpc/connect";
 import { EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
-import type { CallEnvironment } from "../../src/client/call/retrying-call.js";
+import type { CallEnvironment } from "../../src/client/call/call.js";
 import type { CompiledDiscoveryChain, DiscoveryTarget } from "../../src/client/routing/chain.js";
 import { parseGoDuration } from "../../src/client/routing/chain.js";
 import { compileChain, grpcCodeOfHttpStatus, type CompiledChain } from "../../src/client/routing/compile.js";

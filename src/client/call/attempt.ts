@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { attemptHeaders } from "../telemetry/tracing.js";
 import type { Pick } from "../endpoints/endpoint-set.js";
 import { classify, type Outcome } from "./outcome-classifier.js";
-import type { AttemptKind, LogicalCall } from "./retrying-call.js";
+import type { AttemptKind, CallEnvironment, LogicalCall } from "./call.js";
 import { attemptError, neverSent } from "../retry/policy.js";
 
 /**
@@ -89,4 +89,27 @@ export class MeshAttempt<R> {
     }
     return this;
   }
+}
+
+/**
+ * settleAttempt ends an attempt's bookkeeping, once: the outstanding count and latency sample
+ * (for a caller's fault or cancellation only a lower bound, which can never make the instance
+ * look faster), the attempt metric, and the endpoint's health.
+ */
+export function settleAttempt(env: CallEnvironment, call: LogicalCall<unknown>, attempt: MeshAttempt<unknown>, outcome: Outcome, error: ConnectError | undefined, reportToHealth = true): void {
+  if (attempt.settled) return;
+  attempt.settled = true;
+  attempt.unlink();
+  const now = performance.now();
+  const elapsed = now - attempt.started;
+  const counts = outcome === "success" || outcome === "instance_failure";
+  if (counts) attempt.pick.endpoint.load.finished(elapsed, now);
+  else attempt.pick.endpoint.load.finishedUnanswered(elapsed, now);
+  env.endpoints.series(attempt.pick.endpoint)?.observeAttempt(call.method, error?.code ?? 0, elapsed / 1000);
+  if (reportToHealth) reportHealth(env, attempt, outcome, error);
+}
+
+/** reportHealth tells the endpoint's health an attempt's outcome (a stream's, at its opening; settleAttempt does it for the rest). */
+export function reportHealth(env: CallEnvironment, attempt: MeshAttempt<unknown>, outcome: Outcome, error: ConnectError | undefined): void {
+  env.endpoints.finished(attempt.pick, outcome, error);
 }

@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { classify } from "./outcome-classifier.js";
-import { settleAttempt, type CallEnvironment, type LogicalCall, type Won } from "./retrying-call.js";
+import { settleAttempt } from "./attempt.js";
+import type { CallEnvironment, LogicalCall } from "./call.js";
+import type { Won } from "./retrying-call.js";
 
 /**
  * OpenStreams are the streams of one transport whose bookkeeping is not done yet, so that

@@ -6,7 +6,7 @@ import type { ConsulClient } from "../../platform/consul.js";
 import type { Balancer } from "../balancing/balancer.js";
 import { createBalancer } from "../balancing/registry.js";
 import { ringHashBalancer } from "../balancing/ring-hash.js";
-import type { CallEnvironment } from "../call/retrying-call.js";
+import type { CallEnvironment } from "../call/call.js";
 import { consulResolver, type ConsulResolverOptions } from "../discovery/consul.js";
 import type { Instance } from "../discovery/instance.js";
 import type { Resolver } from "../discovery/resolver.js";

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { DescMethod } from "@bufbuild/protobuf";
-import type { CallEnvironment } from "../call/retrying-call.js";
+import type { CallEnvironment } from "../call/call.js";
 import type { EndpointPool } from "../endpoints/endpoint-set.js";
 import type { MeshEndpoint } from "../endpoints/endpoint.js";
 import type { HashPolicySpec } from "./compile.js";
