@@ -1,10 +1,10 @@
+import { headerValueMatches, type HeaderKind } from "../../platform/mesh/header-condition.js";
 import { re2FullMatch } from "../../platform/mesh/re2-regex.js";
 import type { ServiceRouteHTTPMatch, ServiceRouteHTTPMatchHeader } from "./chain.js";
 import { readHeader, type HeaderInit } from "./headers.js";
 import type { Problem } from "./problems.js";
 
 type PathKind = "any" | "exact" | "prefix" | "regex";
-type HeaderKind = "exact" | "regex" | "prefix" | "suffix" | "present";
 
 /** One compiled header condition of a route. */
 interface HeaderRule {
@@ -116,24 +116,8 @@ export function matchesHeaders(matcher: RouteMatcher, path: string, header: Head
       if (rule.kind === "present" && rule.invert) continue;
       return false;
     }
-    let matched: boolean;
-    switch (rule.kind) {
-      case "exact":
-        matched = value === rule.value;
-        break;
-      case "regex":
-        matched = rule.regex!.test(value);
-        break;
-      case "prefix":
-        matched = value.startsWith(rule.value);
-        break;
-      case "suffix":
-        matched = value.endsWith(rule.value);
-        break;
-      case "present":
-        matched = true;
-        break;
-    }
+    // A route whose regex did not compile is skipped when compiled: `regex` is always set here.
+    const matched = headerValueMatches(rule.kind, rule.value, rule.regex, value) === true;
     if (matched === rule.invert) return false;
   }
   return true;

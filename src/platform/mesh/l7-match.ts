@@ -1,5 +1,6 @@
 import type { CallAttributes } from "./intentions.js";
 import { re2FullMatch } from "./re2-regex.js";
+import { headerValueMatches, type HeaderKind } from "./header-condition.js";
 
 /** ConsulHeaderPermission is Consul's structs.IntentionHTTPHeaderPermission (one header rule). */
 export interface ConsulHeaderPermission {
@@ -37,8 +38,7 @@ export type Match = "no" | "unknown" | "yes";
 /** ValueFrom is where a header rule reads its value: `:method` and `:path` come from the call itself. */
 export type ValueFrom = "header" | "method" | "path";
 
-/** HeaderKind is which of a header rule's fields is used (Consul's switch order picks one). */
-export type HeaderKind = "exact" | "regex" | "prefix" | "suffix" | "present";
+export type { HeaderKind } from "./header-condition.js";
 
 /** HeaderRule is one compiled header condition of a permission. */
 export interface HeaderRule {
@@ -165,24 +165,7 @@ export function matchPermission(permission: CompiledPermission, call: CallAttrib
 function matchHeader(rule: HeaderRule, call: CallAttributes): Match {
   const value = rule.from === "header" ? call.header(rule.name) : rule.from === "method" ? call.method : call.path;
   if (value === undefined) return rule.kind === "present" && rule.invert ? "yes" : "no";
-  let matched: boolean;
-  switch (rule.kind) {
-    case "exact":
-      matched = value === rule.value;
-      break;
-    case "regex":
-      if (rule.regex === undefined) return "unknown";
-      matched = rule.regex.test(value);
-      break;
-    case "prefix":
-      matched = value.startsWith(rule.value);
-      break;
-    case "suffix":
-      matched = value.endsWith(rule.value);
-      break;
-    case "present":
-      matched = true;
-      break;
-  }
+  const matched = headerValueMatches(rule.kind, rule.value, rule.regex, value);
+  if (matched === undefined) return "unknown";
   return matched !== rule.invert ? "yes" : "no";
 }
