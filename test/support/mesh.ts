@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import { connect, type ConnectionOptions } from "node:tls";
-import type { RawAnswer } from "./raw-grpc.js";
+import { rawRequest, type RawAnswer } from "./raw-grpc.js";
 import { consulAddress } from "./infra.js";
 
 /** The shared agent's HTTP API, or another agent's `host:port`. */
@@ -45,24 +45,8 @@ export async function rawTlsCall(port: number, path: string, body: Buffer, tls: 
     createConnection: () => connect({ host: "127.0.0.1", port, checkServerIdentity: () => undefined, ...tls }),
   });
   try {
-    return await new Promise<RawAnswer>((resolve, reject) => {
-      session.once("error", reject);
-      const request = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
-      const answer: RawAnswer = { httpStatus: 0, grpcStatus: undefined, grpcMessage: "" };
-      const read = (headers: http2.IncomingHttpHeaders) => {
-        if (headers["grpc-status"] !== undefined) answer.grpcStatus = Number(headers["grpc-status"]);
-        if (headers["grpc-message"] !== undefined) answer.grpcMessage = decodeURIComponent(String(headers["grpc-message"]));
-      };
-      request.on("response", (headers) => {
-        answer.httpStatus = Number(headers[":status"]);
-        read(headers);
-      });
-      request.on("trailers", read);
-      request.on("data", () => undefined);
-      request.on("end", () => resolve(answer));
-      request.on("error", reject);
-      request.end(body);
-    });
+    // A refused handshake fails the session before the request: whichever comes first rejects.
+    return await Promise.race([rawRequest(session, path, body), new Promise<never>((_, reject) => session.once("error", reject))]);
   } finally {
     session.destroy();
   }

@@ -24,27 +24,32 @@ export async function rawCall(port: number, path: string, body: Buffer, contentT
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on("error", () => undefined);
   try {
-    return await new Promise<RawAnswer>((resolve, reject) => {
-      const request = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers" });
-      const answer: RawAnswer = { httpStatus: 0, grpcStatus: undefined, grpcMessage: "" };
-      const read = (headers: http2.IncomingHttpHeaders) => {
-        if (headers["grpc-status"] !== undefined) answer.grpcStatus = Number(headers["grpc-status"]);
-        if (headers["grpc-message"] !== undefined) answer.grpcMessage = decodeURIComponent(String(headers["grpc-message"]));
-      };
-      request.on("response", (headers) => {
-        answer.httpStatus = Number(headers[":status"]);
-        read(headers);
-      });
-      request.on("trailers", read);
-      request.on("data", () => undefined);
-      request.on("end", () => resolve(answer));
-      request.on("error", reject);
-      request.setTimeout(10_000, () => request.close(http2.constants.NGHTTP2_CANCEL));
-      request.end(body);
-    });
+    return await rawRequest(session, path, body, contentType);
   } finally {
     session.close();
   }
+}
+
+/** rawRequest makes one request on `session` and reads its answer (cancelled after 10 s). */
+export function rawRequest(session: http2.ClientHttp2Session, path: string, body: Buffer, contentType = "application/grpc"): Promise<RawAnswer> {
+  return new Promise<RawAnswer>((resolve, reject) => {
+    const request = session.request({ ":method": "POST", ":path": path, "content-type": contentType, te: "trailers" });
+    const answer: RawAnswer = { httpStatus: 0, grpcStatus: undefined, grpcMessage: "" };
+    const read = (headers: http2.IncomingHttpHeaders) => {
+      if (headers["grpc-status"] !== undefined) answer.grpcStatus = Number(headers["grpc-status"]);
+      if (headers["grpc-message"] !== undefined) answer.grpcMessage = decodeURIComponent(String(headers["grpc-message"]));
+    };
+    request.on("response", (headers) => {
+      answer.httpStatus = Number(headers[":status"]);
+      read(headers);
+    });
+    request.on("trailers", read);
+    request.on("data", () => undefined);
+    request.on("end", () => resolve(answer));
+    request.on("error", reject);
+    request.setTimeout(10_000, () => request.close(http2.constants.NGHTTP2_CANCEL));
+    request.end(body);
+  });
 }
 
 /** Everything one raw HTTP/2 exchange showed, frame by frame (see `rawExchange`). */
