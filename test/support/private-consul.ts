@@ -15,12 +15,14 @@ export interface PrivateConsul {
   readonly httpPort: number;
   readonly address: string;
   readonly client: ConsulClient;
+  /** The agent's process id while it runs (benches read its CPU time from /proc). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
 /** Extra agent configuration in HCL (for example ACLs), written to a file the agent loads. */
-export async function startPrivateConsul(extraHcl?: string): Promise<PrivateConsul> {
+export async function startPrivateConsul(extraHcl?: string, extraArgs: string[] = []): Promise<PrivateConsul> {
   const configArgs: string[] = [];
   if (extraHcl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-consul-"));
@@ -35,7 +37,7 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
     child = spawn(
       "consul",
       ["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
-        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs],
+        "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs, ...extraArgs],
       { stdio: "ignore" },
     );
     await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
@@ -49,7 +51,16 @@ export async function startPrivateConsul(extraHcl?: string): Promise<PrivateCons
     await exited;
   };
   await start();
-  return { httpPort: http, address: `127.0.0.1:${http}`, client, start, stop };
+  return {
+    httpPort: http,
+    address: `127.0.0.1:${http}`,
+    client,
+    get pid() {
+      return child?.exitCode === null ? child.pid : undefined;
+    },
+    start,
+    stop,
+  };
 }
 
 

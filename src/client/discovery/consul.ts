@@ -44,25 +44,31 @@ export interface ConsulResolverOptions {
    * dials. Default false (`/v1/health/service/<service>`).
    */
   connect?: boolean;
+  /**
+   * Ask through the agent's cache (`?cached`): the agent keeps one blocking query per selection to
+   * the servers and answers every watcher from it. Default false. On a client agent this takes
+   * load off the servers; on a server agent it adds a hop (see docs/benchmarks.md, bench-discovery).
+   */
+  cached?: boolean;
 }
 
 type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
 
 /**
- * `/v1/health/connect/<service>` with the same query options as the package's `health.service`,
- * which has no such method: built on the same request path (`_get`, its options helper), so
- * address, TLS and token apply alike.
+ * `/v1/health/service/<service>` or `/v1/health/connect/<service>` with the query options of the
+ * package's `health.service` (which has neither `cached` nor a connect method): built on the
+ * package's request path (`_get`, its options helper), so address, TLS and token apply alike.
  */
-function connectHealthQuery(consul: ConsulClient): HealthQuery {
+function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQuery {
   const client = consul as unknown as { _get: (req: unknown, middleware: unknown) => Promise<unknown>; _defaults?: Record<string, unknown> };
   return (options) => {
     const { service, passing, tag, ...rest } = { ...client._defaults, ...options } as { service: string; passing?: boolean; tag?: string[] } & Record<string, unknown>;
-    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}) };
+    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}), ...(rest.cached ? { cached: "" } : {}) };
     for (const name of ["dc", "near", "filter", "index", "wait"]) if (rest[name] !== undefined) query[name] = rest[name];
     return client._get(
       {
-        name: "health.connect",
-        path: `/health/connect/${encodeURIComponent(service)}`,
+        name: `health.${view}`,
+        path: `/health/${view}/${encodeURIComponent(service)}`,
         query,
         headers: typeof rest.token === "string" ? { "x-consul-token": rest.token } : {},
         ctx: rest.ctx,
@@ -112,6 +118,7 @@ export function consulResolver(consul: ConsulClient, options: ConsulResolverOpti
     options.maxRetryDelayMs ?? 10_000,
     options.resetGraceMs ?? 15_000,
     options.connect ?? false,
+    options.cached ?? false,
   ]);
   let watch = watches.get(key);
   if (!watch) {
@@ -221,9 +228,7 @@ class ConsulWatch {
     const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
     // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
     // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
-    const query = this.options.connect
-      ? connectHealthQuery(this.consul)
-      : (this.consul.health.service.bind(this.consul.health) as unknown as HealthQuery);
+    const query = healthQuery(this.consul, this.options.connect ? "connect" : "service");
     let index = 0n;
     let highestIndex = 0n;
     let failures = 0;
@@ -238,6 +243,7 @@ class ConsulWatch {
           ...(filter ? { filter } : {}),
           ...(dc ? { dc } : {}),
           ...(near ? { near } : {}),
+          ...(this.options.cached ? { cached: true } : {}),
           index: index.toString(),
           // While an empty answer is on hold, ask again soon rather than block for a full wait.
           wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,
