@@ -257,7 +257,7 @@ class ClientProcess {
 
   constructor(env: Record<string, string>) {
     this.child = fork("bench/support/discovery-client.ts", [], {
-      execArgv: ["--import", "tsx", "--expose-gc"],
+      execArgv: ["--import", "tsx", "--expose-gc", ...(process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean)],
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });

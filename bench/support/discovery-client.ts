@@ -10,6 +10,7 @@
  *   - { type: "profiled" }: after "profile-stop" wrote the CPU profile taken since "profile-start"
  *     to PROFILE_OUT (the bench's changes window only, not the start-up).
  * Env: CONSUL_HTTP_PORT, SERVICE, CLIENTS (default 1), CACHED ("1": `?cached`), WATCHED, PROFILE_OUT.
+ * The bench passes BENCH_CLIENT_NODE_ARGS to its node (for example "--trace-gc").
  */
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";

@@ -3,7 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsulClient } from "../../platform/consul.js";
 import { nextIndex } from "../../platform/consul-blocking.js";
 import { backoffDelay } from "../retry/backoff.js";
-import { instanceSetKey, type Instance } from "./instance.js";
+import { HealthAnswerParser } from "./health-answer.js";
+import type { Instance } from "./instance.js";
 import type { Resolver } from "./resolver.js";
 
 /** ConsulResolverOptions select the instances of one service. */
@@ -52,12 +53,14 @@ export interface ConsulResolverOptions {
   cached?: boolean;
 }
 
-type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
+/** A health query's response and its body, unparsed: HealthAnswerParser parses only what changed. */
+type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, Buffer | undefined]>;
 
 /**
  * `/v1/health/service/<service>` or `/v1/health/connect/<service>` with the query options of the
- * package's `health.service` (which has neither `cached` nor a connect method): built on the
- * package's request path (`_get`, its options helper), so address, TLS and token apply alike.
+ * package's `health.service` (which has neither `cached` nor a connect method, and always parses
+ * the whole answer): built on the package's request path (`_get`, its options helper), so
+ * address, TLS and token apply alike; the body comes back as bytes.
  */
 function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQuery {
   const client = consul as unknown as { _get: (req: unknown, middleware: unknown) => Promise<unknown>; _defaults?: Record<string, unknown> };
@@ -73,6 +76,7 @@ function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQ
         headers: typeof rest.token === "string" ? { "x-consul-token": rest.token } : {},
         ctx: rest.ctx,
         timeout: rest.timeout,
+        buffer: true,
       },
       (call: { err?: Error & { response?: unknown }; res: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
         if (call.err) {
@@ -83,11 +87,6 @@ function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQ
       },
     ) as ReturnType<HealthQuery>;
   };
-}
-
-interface HealthEntry {
-  Node?: { Address?: string };
-  Service: { ID: string; Address?: string; Port: number; Tags?: string[] | null; Meta?: Record<string, string> | null; Weights?: { Passing?: number } };
 }
 
 /**
@@ -165,7 +164,8 @@ class ConsulWatch {
   lastError: Error | undefined;
   #lastAnswerAt = -Infinity;
   #holdingUntil = 0;
-  #setKey = "";
+  #parser = new HealthAnswerParser();
+  #current = new Set<Instance>();
   #handles = 0;
   #listeners = new Set<(instances: readonly Instance[]) => void>();
   #firstAnswer = Promise.withResolvers<void>();
@@ -236,7 +236,7 @@ class ConsulWatch {
     while (!this.#stop.signal.aborted) {
       const startedAt = performance.now();
       try {
-        const [response, entries] = await query({
+        const [response, body] = await query({
           service,
           passing: true,
           ...(tags?.length ? { tag: tags } : {}),
@@ -250,12 +250,13 @@ class ConsulWatch {
           timeout: httpTimeoutMs,
           ctx: this.#cancelQuery,
         });
+        const instances = this.#parser.parse(body ?? Buffer.from("[]"));
         failures = 0;
         this.#lastAnswerAt = performance.now();
         // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
         // list, not an error: say so, or "no passing instance" would hide the likely cause.
         const aclsMayHide =
-          entries.length === 0 &&
+          instances.length === 0 &&
           (response.headers["x-consul-results-filtered-by-acls"] === "true" || response.headers["x-consul-default-acl-policy"] === "deny");
         this.lastError = aclsMayHide
           ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
@@ -265,7 +266,7 @@ class ConsulWatch {
         if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
         highestIndex = reported;
         index = nextIndex(index, response.headers["x-consul-index"]);
-        this.#publish(entries.map(toInstance));
+        this.#publish(instances);
       } catch (error) {
         if (this.#stop.signal.aborted) return;
         failures++;
@@ -285,29 +286,18 @@ class ConsulWatch {
   #publish(instances: Instance[]): void {
     if (instances.length === 0 && this.instances.length > 0 && this.#holdingUntil > performance.now()) return;
     this.#holdingUntil = 0;
-    const key = instanceSetKey(instances);
     const first = !this.resolved;
     this.resolved = true;
-    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news.
-    if (key !== this.#setKey || first) {
-      this.#setKey = key;
+    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news. The
+    // parser hands back the same object for an unchanged instance, so identity compares them.
+    const same = instances.length === this.#current.size && instances.every((instance) => this.#current.has(instance));
+    if (!same || first) {
+      this.#current = new Set(instances);
       this.instances = instances;
       for (const listener of this.#listeners) listener(instances);
     }
     if (first) this.#firstAnswer.resolve();
   }
-}
-
-function toInstance(entry: HealthEntry): Instance {
-  const service = entry.Service;
-  return {
-    id: service.ID,
-    address: service.Address || entry.Node?.Address || "127.0.0.1",
-    port: service.Port,
-    weight: Math.max(1, service.Weights?.Passing ?? 1),
-    tags: service.Tags ?? [],
-    meta: service.Meta ?? {},
-  };
 }
 
 function consulFilter(options: ConsulResolverOptions): string | undefined {
