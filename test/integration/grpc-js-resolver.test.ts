@@ -94,11 +94,15 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
     // so two watches on the service would show two at once.
     let inFlight = 0;
     let mostInFlight = 0;
-    const query = shared.health.service.bind(shared.health);
-    shared.health.service = ((options: Parameters<typeof query>[0]) => {
+    // The watch asks through the package's request path (`_get`, named "health.service"), not
+    // `health.service`, which always parses the whole answer.
+    const client = shared as unknown as { _get: (req: { name?: string }, ...rest: unknown[]) => Promise<unknown> };
+    const get = client._get.bind(client);
+    client._get = (req, ...rest) => {
+      if (req.name !== "health.service") return get(req, ...rest);
       mostInFlight = Math.max(mostInFlight, ++inFlight);
-      return query(options).finally(() => inFlight--);
-    }) as typeof shared.health.service;
+      return get(req, ...rest).finally(() => inFlight--);
+    };
     registerConsulResolver({ consul: shared });
     const transport = createMeshTransport({ service, consul: shared });
     const channel = new grpc.Client(`consul:///${service}`, grpc.credentials.createInsecure(), recommendedClientOptions({ services: [OrderService] }));

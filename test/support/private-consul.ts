@@ -18,15 +18,21 @@ export interface PrivateConsul {
   readonly serfWanPort: number;
   readonly address: string;
   readonly client: ConsulClient;
+  /** The agent's process id while it runs (benches read its CPU time from /proc). */
+  readonly pid: number | undefined;
   stop(): Promise<void>;
   start(): Promise<void>;
 }
 
 /**
  * Extra agent configuration in HCL (for example ACLs), written to a file the agent loads;
- * `datacenter` (default dc1) and `primaryDatacenter` for a second datacenter (startPrivateWan).
+ * `datacenter` (default dc1) and `primaryDatacenter` for a second datacenter (startPrivateWan);
+ * `extraArgs` go to `consul agent` as they are.
  */
-export async function startPrivateConsul(extraHcl?: string, { datacenter, primaryDatacenter }: { datacenter?: string; primaryDatacenter?: string } = {}): Promise<PrivateConsul> {
+export async function startPrivateConsul(
+  extraHcl?: string,
+  { datacenter, primaryDatacenter, extraArgs = [] }: { datacenter?: string; primaryDatacenter?: string; extraArgs?: string[] } = {},
+): Promise<PrivateConsul> {
   const configArgs: string[] = [];
   if (extraHcl) {
     const dir = await mkdtemp(path.join(os.tmpdir(), "meshkit-consul-"));
@@ -42,7 +48,7 @@ export async function startPrivateConsul(extraHcl?: string, { datacenter, primar
       "consul",
       ["agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
         "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs,
-        ...(datacenter ? ["-datacenter", datacenter] : []), ...(primaryDatacenter ? ["-hcl", `primary_datacenter = "${primaryDatacenter}"`] : [])],
+        ...(datacenter ? ["-datacenter", datacenter] : []), ...(primaryDatacenter ? ["-hcl", `primary_datacenter = "${primaryDatacenter}"`] : []), ...extraArgs],
       { stdio: "ignore" },
     );
     await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
@@ -56,7 +62,17 @@ export async function startPrivateConsul(extraHcl?: string, { datacenter, primar
     await exited;
   };
   await start();
-  return { httpPort: http, serfWanPort: serfWan, address: `127.0.0.1:${http}`, client, start, stop };
+  return {
+    httpPort: http,
+    serfWanPort: serfWan,
+    address: `127.0.0.1:${http}`,
+    client,
+    get pid() {
+      return child?.exitCode === null ? child.pid : undefined;
+    },
+    start,
+    stop,
+  };
 }
 
 

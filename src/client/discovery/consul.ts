@@ -3,7 +3,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsulClient } from "../../platform/consul.js";
 import { nextIndex } from "../../platform/consul-blocking.js";
 import { backoffDelay } from "../retry/backoff.js";
-import { instanceSetKey, type Instance } from "./instance.js";
+import { HealthAnswerParser } from "./health-answer.js";
+import type { Instance } from "./instance.js";
 import type { Resolver } from "./resolver.js";
 
 /** ConsulResolverOptions select the instances of one service. */
@@ -44,29 +45,38 @@ export interface ConsulResolverOptions {
    * dials. Default false (`/v1/health/service/<service>`).
    */
   connect?: boolean;
+  /**
+   * Ask through the agent's cache (`?cached`): the agent keeps one blocking query per selection to
+   * the servers and answers every watcher from it. Default false. On a client agent this takes
+   * load off the servers; on a server agent it adds a hop (see docs/benchmarks.md, bench-discovery).
+   */
+  cached?: boolean;
 }
 
-type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, HealthEntry[]]>;
+/** A health query's response and its body, unparsed: HealthAnswerParser parses only what changed. */
+type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, Buffer | undefined]>;
 
 /**
- * `/v1/health/connect/<service>` with the same query options as the package's `health.service`,
- * which has no such method: built on the same request path (`_get`, its options helper), so
- * address, TLS and token apply alike.
+ * `/v1/health/service/<service>` or `/v1/health/connect/<service>` with the query options of the
+ * package's `health.service` (which has neither `cached` nor a connect method, and always parses
+ * the whole answer): built on the package's request path (`_get`, its options helper), so
+ * address, TLS and token apply alike; the body comes back as bytes.
  */
-function connectHealthQuery(consul: ConsulClient): HealthQuery {
+function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQuery {
   const client = consul as unknown as { _get: (req: unknown, middleware: unknown) => Promise<unknown>; _defaults?: Record<string, unknown> };
   return (options) => {
     const { service, passing, tag, ...rest } = { ...client._defaults, ...options } as { service: string; passing?: boolean; tag?: string[] } & Record<string, unknown>;
-    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}) };
+    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}), ...(rest.cached ? { cached: "" } : {}) };
     for (const name of ["dc", "near", "filter", "index", "wait"]) if (rest[name] !== undefined) query[name] = rest[name];
     return client._get(
       {
-        name: "health.connect",
-        path: `/health/connect/${encodeURIComponent(service)}`,
+        name: `health.${view}`,
+        path: `/health/${view}/${encodeURIComponent(service)}`,
         query,
         headers: typeof rest.token === "string" ? { "x-consul-token": rest.token } : {},
         ctx: rest.ctx,
         timeout: rest.timeout,
+        buffer: true,
       },
       (call: { err?: Error & { response?: unknown }; res: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
         if (call.err) {
@@ -77,11 +87,6 @@ function connectHealthQuery(consul: ConsulClient): HealthQuery {
       },
     ) as ReturnType<HealthQuery>;
   };
-}
-
-interface HealthEntry {
-  Node?: { Address?: string };
-  Service: { ID: string; Address?: string; Port: number; Tags?: string[] | null; Meta?: Record<string, string> | null; Weights?: { Passing?: number } };
 }
 
 /**
@@ -112,6 +117,7 @@ export function consulResolver(consul: ConsulClient, options: ConsulResolverOpti
     options.maxRetryDelayMs ?? 10_000,
     options.resetGraceMs ?? 15_000,
     options.connect ?? false,
+    options.cached ?? false,
   ]);
   let watch = watches.get(key);
   if (!watch) {
@@ -158,7 +164,8 @@ class ConsulWatch {
   lastError: Error | undefined;
   #lastAnswerAt = -Infinity;
   #holdingUntil = 0;
-  #setKey = "";
+  #parser = new HealthAnswerParser();
+  #current = new Set<Instance>();
   #handles = 0;
   #listeners = new Set<(instances: readonly Instance[]) => void>();
   #firstAnswer = Promise.withResolvers<void>();
@@ -221,9 +228,7 @@ class ConsulWatch {
     const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
     // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
     // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
-    const query = this.options.connect
-      ? connectHealthQuery(this.consul)
-      : (this.consul.health.service.bind(this.consul.health) as unknown as HealthQuery);
+    const query = healthQuery(this.consul, this.options.connect ? "connect" : "service");
     let index = 0n;
     let highestIndex = 0n;
     let failures = 0;
@@ -231,25 +236,27 @@ class ConsulWatch {
     while (!this.#stop.signal.aborted) {
       const startedAt = performance.now();
       try {
-        const [response, entries] = await query({
+        const [response, body] = await query({
           service,
           passing: true,
           ...(tags?.length ? { tag: tags } : {}),
           ...(filter ? { filter } : {}),
           ...(dc ? { dc } : {}),
           ...(near ? { near } : {}),
+          ...(this.options.cached ? { cached: true } : {}),
           index: index.toString(),
           // While an empty answer is on hold, ask again soon rather than block for a full wait.
           wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,
           timeout: httpTimeoutMs,
           ctx: this.#cancelQuery,
         });
+        const instances = this.#parser.parse(body ?? Buffer.from("[]"));
         failures = 0;
         this.#lastAnswerAt = performance.now();
         // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
         // list, not an error: say so, or "no passing instance" would hide the likely cause.
         const aclsMayHide =
-          entries.length === 0 &&
+          instances.length === 0 &&
           (response.headers["x-consul-results-filtered-by-acls"] === "true" || response.headers["x-consul-default-acl-policy"] === "deny");
         this.lastError = aclsMayHide
           ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
@@ -259,7 +266,7 @@ class ConsulWatch {
         if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
         highestIndex = reported;
         index = nextIndex(index, response.headers["x-consul-index"]);
-        this.#publish(entries.map(toInstance));
+        this.#publish(instances);
       } catch (error) {
         if (this.#stop.signal.aborted) return;
         failures++;
@@ -279,29 +286,18 @@ class ConsulWatch {
   #publish(instances: Instance[]): void {
     if (instances.length === 0 && this.instances.length > 0 && this.#holdingUntil > performance.now()) return;
     this.#holdingUntil = 0;
-    const key = instanceSetKey(instances);
     const first = !this.resolved;
     this.resolved = true;
-    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news.
-    if (key !== this.#setKey || first) {
-      this.#setKey = key;
+    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news. The
+    // parser hands back the same object for an unchanged instance, so identity compares them.
+    const same = instances.length === this.#current.size && instances.every((instance) => this.#current.has(instance));
+    if (!same || first) {
+      this.#current = new Set(instances);
       this.instances = instances;
       for (const listener of this.#listeners) listener(instances);
     }
     if (first) this.#firstAnswer.resolve();
   }
-}
-
-function toInstance(entry: HealthEntry): Instance {
-  const service = entry.Service;
-  return {
-    id: service.ID,
-    address: service.Address || entry.Node?.Address || "127.0.0.1",
-    port: service.Port,
-    weight: Math.max(1, service.Weights?.Passing ?? 1),
-    tags: service.Tags ?? [],
-    meta: service.Meta ?? {},
-  };
 }
 
 function consulFilter(options: ConsulResolverOptions): string | undefined {

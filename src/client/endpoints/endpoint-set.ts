@@ -73,6 +73,8 @@ export function maxEjected(count: number, percent: number): number {
  */
 export class EndpointSet implements EndpointPool {
   #endpoints = new Map<string, MeshEndpoint>();
+  /** Each endpoint by the instance object it was last given. */
+  #byInstance = new Map<Instance, MeshEndpoint>();
   #series = new WeakMap<MeshEndpoint, EndpointSeries>();
   #list: MeshEndpoint[] = [];
   #picker: Picker = emptyPicker;
@@ -106,27 +108,35 @@ export class EndpointSet implements EndpointPool {
   }
 
   apply(instances: readonly Instance[]): void {
-    const seen = new Set<string>();
+    const seen = new Set<MeshEndpoint>();
     for (const instance of instances) {
-      const key = endpointKey(instance);
-      seen.add(key);
-      const existing = this.#endpoints.get(key);
-      if (existing) {
-        existing.instance = instance; // weight, tags or meta may have changed
-        existing.weight = instance.weight;
-      } else {
-        const endpoint: MeshEndpoint = new MeshEndpoint(instance, { ...this.options.endpoint, onBreakerState: (e, state) => this.#onBreaker(e, state) });
-        if (this.#first) endpoint.joinedAt = -Infinity; // the first set is not "new": nothing to ramp against
-        this.#endpoints.set(key, endpoint);
-        if (this.options.metrics) this.#series.set(endpoint, new EndpointSeries(this.options.metrics, this.options.service, instance.id));
+      // The same instance object as in the last set: nothing of it changed (resolvers hand the
+      // same object back for an unchanged instance), so a change costs in proportion to itself.
+      let endpoint = this.#byInstance.get(instance);
+      if (endpoint === undefined) {
+        const key = endpointKey(instance);
+        endpoint = this.#endpoints.get(key);
+        if (endpoint) {
+          this.#byInstance.delete(endpoint.instance);
+          endpoint.instance = instance; // weight, tags or meta may have changed
+          endpoint.weight = instance.weight;
+        } else {
+          endpoint = new MeshEndpoint(instance, { ...this.options.endpoint, onBreakerState: (e, state) => this.#onBreaker(e, state) });
+          if (this.#first) endpoint.joinedAt = -Infinity; // the first set is not "new": nothing to ramp against
+          this.#endpoints.set(key, endpoint);
+          if (this.options.metrics) this.#series.set(endpoint, new EndpointSeries(this.options.metrics, this.options.service, instance.id));
+        }
+        this.#byInstance.set(instance, endpoint);
       }
+      seen.add(endpoint);
     }
     // The first set that names instances is the starting pool (a resolver's set before its
     // first answer is empty): only instances joining later are ramped.
     if (instances.length > 0) this.#first = false;
     for (const [key, endpoint] of this.#endpoints) {
-      if (seen.has(key)) continue;
+      if (seen.has(endpoint)) continue;
       this.#endpoints.delete(key);
+      this.#byInstance.delete(endpoint.instance);
       endpoint.close();
       this.#series.get(endpoint)?.remove();
     }
@@ -193,6 +203,7 @@ export class EndpointSet implements EndpointPool {
       this.#series.get(endpoint)?.remove();
     }
     this.#endpoints.clear();
+    this.#byInstance.clear();
     this.#list = [];
     this.#healthy = 0;
     this.#picker = emptyPicker;
