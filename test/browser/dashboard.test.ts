@@ -182,7 +182,11 @@ describe("dashboard in a browser: the mesh live over Connect-Web", function () {
   });
 
   it("is usable at a phone's width and from the keyboard", async () => {
+    // setViewport reloads the page when isMobile changes (puppeteer), here the previous test's
+    // trace URL: a reload that could land after a hash-only goto. A blank page first, then a
+    // whole navigation to the orders detail.
     await page.setViewport({ width: 390, height: 844, isMobile: true });
+    await page.goto("about:blank");
     await page.goto(`${url}#/services/${names.orders}`);
     await until("the orders detail", `!!document.querySelector('[data-detail="${names.orders}"] tr[data-instance]')`, 30_000);
     const overflow = Number(await page.evaluate("document.documentElement.scrollWidth - window.innerWidth"));
