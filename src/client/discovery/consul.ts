@@ -78,12 +78,21 @@ function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQ
         timeout: rest.timeout,
         buffer: true,
       },
-      (call: { err?: Error & { response?: unknown }; res: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
+      (call: { err?: Error & { response?: unknown }; res?: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
         if (call.err) {
+          // With `buffer` the body of an error answer is bytes too; Consul's reason is its text
+          // (a refused filter: "Failed to create boolean expression evaluator: ..."), which the
+          // message and callers that read the response body need.
+          // (No response at all when the query was cancelled.)
+          if (call.res && Buffer.isBuffer(call.res.body)) {
+            const text = call.res.body.toString("utf8").trim();
+            call.res.body = text;
+            if (text && !call.err.message.includes(text)) call.err.message = `${call.err.message}: ${text}`;
+          }
           call.err.response = call.res; // as the package does with includeResponse: the status reaches the caller
           return next(false, call.err);
         }
-        next(false, undefined, [call.res, call.res.body]);
+        next(false, undefined, [call.res, call.res!.body]);
       },
     ) as ReturnType<HealthQuery>;
   };
