@@ -82,13 +82,9 @@ function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQ
         if (call.err) {
           // With `buffer` the body of an error answer is bytes too; Consul's reason is its text
           // (a refused filter: "Failed to create boolean expression evaluator: ..."), which the
-          // message and callers that read the response body need.
-          // (No response at all when the query was cancelled.)
-          if (call.res && Buffer.isBuffer(call.res.body)) {
-            const text = call.res.body.toString("utf8").trim();
-            call.res.body = text;
-            if (text && !call.err.message.includes(text)) call.err.message = `${call.err.message}: ${text}`;
-          }
+          // package adds to the error's message once the body is text, and which callers that
+          // read the response body need. (No response at all when the query was cancelled.)
+          if (call.res && Buffer.isBuffer(call.res.body)) call.res.body = call.res.body.toString("utf8");
           call.err.response = call.res; // as the package does with includeResponse: the status reaches the caller
           return next(false, call.err);
         }
