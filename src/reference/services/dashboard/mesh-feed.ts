@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { context, isSpanContextValid, SpanStatusCode, trace, type Link, type Tracer } from "@opentelemetry/api";
+import { context, isSpanContextValid, trace, type Link, type Tracer } from "@opentelemetry/api";
+import { tracedTick } from "../traced-tick.js";
 
 /** MeshFeed is one collector shared by every subscriber, whatever they watch. */
 export interface MeshFeed<T> {
@@ -38,18 +39,7 @@ export function createMeshFeed<T>(collect: (keys: ReadonlySet<string>) => Promis
   let changed = Promise.withResolvers<void>();
   let running: Promise<void> | undefined;
 
-  const tick = (links: Link[], keys: ReadonlySet<string>) =>
-    tracer.startActiveSpan("dashboard.collect", { root: true, links, attributes: { "meshkit.dashboard.subscribers": subscribers, "meshkit.dashboard.keys": keys.size } }, async (span) => {
-      try {
-        return await collect(keys);
-      } catch (error) {
-        span.recordException(error instanceof Error ? error : String(error));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        return undefined;
-      } finally {
-        span.end();
-      }
-    });
+  const tick = (links: Link[], keys: ReadonlySet<string>) => tracedTick(tracer, "dashboard.collect", links, { "meshkit.dashboard.subscribers": subscribers, "meshkit.dashboard.keys": keys.size }, () => collect(keys));
 
   const loop = async (links: Link[]) => {
     for (;;) {

@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { context, isSpanContextValid, SpanStatusCode, trace, type Link, type Tracer } from "@opentelemetry/api";
+import { context, isSpanContextValid, trace, type Link, type Tracer } from "@opentelemetry/api";
+import { tracedTick } from "../traced-tick.js";
 import type { SystemStatus } from "../../../../gen/meshkit/status/v1/status_pb.js";
 import { sameStatus } from "./collect.js";
 
@@ -43,18 +44,7 @@ export function createStatusFeed(collect: () => Promise<SystemStatus>, intervalM
   let changed = Promise.withResolvers<void>();
   let running: Promise<void> | undefined;
 
-  const tick = (links: Link[]) =>
-    tracer.startActiveSpan("status.collect", { root: true, links, attributes: { "meshkit.status.subscribers": subscribers } }, async (span) => {
-      try {
-        return await collect();
-      } catch (error) {
-        span.recordException(error instanceof Error ? error : String(error));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        return undefined;
-      } finally {
-        span.end();
-      }
-    });
+  const tick = (links: Link[]) => tracedTick(tracer, "status.collect", links, { "meshkit.status.subscribers": subscribers }, collect);
 
   const loop = async (links: Link[]) => {
     for (;;) {
