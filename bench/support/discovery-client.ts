@@ -42,9 +42,17 @@ process.on("message", (message: { type: string }) => {
   if (message.type === "cpu") send(cpu());
   if (message.type === "profile-start") {
     session.connect();
-    void session.post("Profiler.enable").then(() => session.post("Profiler.start"));
+    if (process.env.HEAP_SAMPLING) void session.post("HeapProfiler.enable").then(() => session.post("HeapProfiler.startSampling", { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true }));
+    else void session.post("Profiler.enable").then(() => session.post("Profiler.start"));
   }
   if (message.type === "profile-stop") {
+    if (process.env.HEAP_SAMPLING) {
+      void session.post("HeapProfiler.stopSampling").then(({ profile }) => {
+        writeFileSync(process.env.PROFILE_OUT!.replace(".cpuprofile", ".heapprofile"), JSON.stringify(profile));
+        send({ type: "profiled" });
+      });
+      return;
+    }
     void session.post("Profiler.stop").then(({ profile }) => {
       writeFileSync(process.env.PROFILE_OUT!, JSON.stringify(profile));
       send({ type: "profiled" });

@@ -170,7 +170,8 @@ class ConsulWatch {
   #lastAnswerAt = -Infinity;
   #holdingUntil = 0;
   #parser = new HealthAnswerParser();
-  #current = new Set<Instance>();
+  /** An answer was not passed on (an empty one, on hold after the agent's state was reset). */
+  #heldBack = false;
   #handles = 0;
   #listeners = new Set<(instances: readonly Instance[]) => void>();
   #firstAnswer = Promise.withResolvers<void>();
@@ -289,15 +290,19 @@ class ConsulWatch {
   }
 
   #publish(instances: Instance[]): void {
-    if (instances.length === 0 && this.instances.length > 0 && this.#holdingUntil > performance.now()) return;
+    if (instances.length === 0 && this.instances.length > 0 && this.#holdingUntil > performance.now()) {
+      this.#heldBack = true;
+      return;
+    }
     this.#holdingUntil = 0;
     const first = !this.resolved;
     this.resolved = true;
-    // Consul wakes blocking queries on changes elsewhere too: an unchanged set is not news. The
-    // parser hands back the same object for an unchanged instance, so identity compares them.
-    const same = instances.length === this.#current.size && instances.every((instance) => this.#current.has(instance));
-    if (!same || first) {
-      this.#current = new Set(instances);
+    // Consul wakes blocking queries on changes elsewhere too (and a check's output changes an
+    // entry, not its instance): an unchanged set is not news. The parser knows, having handed
+    // back the same object for each unchanged instance. After an answer held back, the parser
+    // compares with that answer, not with the set served: pass the set on, even if unchanged.
+    if (this.#parser.changed || first || this.#heldBack) {
+      this.#heldBack = false;
       this.instances = instances;
       for (const listener of this.#listeners) listener(instances);
     }

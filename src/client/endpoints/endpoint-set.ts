@@ -82,6 +82,8 @@ export class EndpointSet implements EndpointPool {
   #rampTimer: NodeJS.Timeout | undefined;
   #ejected: ReadonlySet<MeshEndpoint> = new Set();
   #healthy = 0;
+  /** Counts apply() calls: an endpoint's `seenIn` says which one last named it. */
+  #generation = 0;
 
   constructor(private readonly options: EndpointSetOptions) {
     // Each instance's ejection, attempts in flight and latency estimate, read at scrape time.
@@ -108,7 +110,9 @@ export class EndpointSet implements EndpointPool {
   }
 
   apply(instances: readonly Instance[]): void {
-    const seen = new Set<MeshEndpoint>();
+    // Endpoints named by this set are marked with its generation, the others leave: no set of
+    // thousands is built per change (a change costs in proportion to itself, see below).
+    const generation = ++this.#generation;
     for (const instance of instances) {
       // The same instance object as in the last set: nothing of it changed (resolvers hand the
       // same object back for an unchanged instance), so a change costs in proportion to itself.
@@ -128,14 +132,14 @@ export class EndpointSet implements EndpointPool {
         }
         this.#byInstance.set(instance, endpoint);
       }
-      seen.add(endpoint);
+      endpoint.seenIn = generation;
     }
     // The first set that names instances is the starting pool (a resolver's set before its
     // first answer is empty): only instances joining later are ramped.
     if (instances.length > 0) this.#first = false;
-    for (const [key, endpoint] of this.#endpoints) {
-      if (seen.has(endpoint)) continue;
-      this.#endpoints.delete(key);
+    for (const endpoint of this.#endpoints.values()) {
+      if (endpoint.seenIn === generation) continue;
+      this.#endpoints.delete(endpointKey(endpoint.instance));
       this.#byInstance.delete(endpoint.instance);
       endpoint.close();
       this.#series.get(endpoint)?.remove();

@@ -38,28 +38,40 @@ const leaveGraceMs = 30_000;
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();
-  readonly transport: GrpcJsTransport;
   readonly health: EndpointHealth;
+  #transport: GrpcJsTransport | undefined;
   /** performance.now() when the endpoint joined: slow start ramps its weight from there. */
   joinedAt = performance.now();
   /** The weight balancers use: the instance's, ramped up during slow start (set by the endpoint set). */
   weight: number;
+  /** The endpoint set's generation that last named this endpoint's instance (endpoint-set.ts). */
+  seenIn = 0;
 
   constructor(
     public instance: Instance,
-    options: EndpointOptions,
+    private readonly options: EndpointOptions,
   ) {
-    this.transport = createGrpcJsTransport({
-      address: instance.address,
-      port: instance.port,
+    this.weight = instance.weight;
+    this.health = new EndpointHealth(options.breaker, options.rotation, (state) => options.onBreakerState(this, state));
+  }
+
+  /**
+   * The endpoint's grpc-js channel, made on its first call: of a service's thousands of
+   * instances a client may call a few, and a channel costs about 10 KB of heap that every
+   * discovery change would pay for in garbage collection. A channel connects on its first call
+   * anyway, so making it then adds only its construction to that call.
+   */
+  get transport(): GrpcJsTransport {
+    const options = this.options;
+    return (this.#transport ??= createGrpcJsTransport({
+      address: this.instance.address,
+      port: this.instance.port,
       tls: options.tls,
       interceptors: options.interceptors,
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
-    });
-    this.weight = instance.weight;
-    this.health = new EndpointHealth(options.breaker, options.rotation, (state) => options.onBreakerState(this, state));
+    }));
   }
 
   /** The breaker state, for inspection. */
@@ -76,7 +88,7 @@ export class MeshEndpoint implements Endpoint {
     const started = performance.now();
     const closeWhenIdle = () => {
       if (this.load.outstanding <= 0 || performance.now() - started > leaveGraceMs) {
-        this.transport.close();
+        this.#transport?.close();
       } else {
         setTimeout(closeWhenIdle, 100).unref();
       }

@@ -33,15 +33,26 @@ export class EndpointHealth {
   #epoch = 0;
   /** The admission of an ordinary attempt in this epoch: the same object for every pick until the state changes. */
   #ordinary: Admission = { probe: false, epoch: 0 };
-  readonly #breaker: Breaker | undefined;
+  #breaker: Breaker | undefined;
+  /** Set by close(): a retired endpoint's late outcomes make no breaker. */
+  #closed = false;
 
   constructor(
-    options: BreakerOptions | false,
-    rotation: EventEmitter | undefined,
+    private readonly options: BreakerOptions | false,
+    private readonly rotation: EventEmitter | undefined,
     private readonly onChange: (state: BreakerState) => void,
-  ) {
-    if (options === false || !rotation) return;
-    const breaker = createBreaker(options, rotation);
+  ) {}
+
+  /**
+   * The breaker, made when the first outcome that counts arrives: a service of thousands of
+   * instances, most of which one client never calls, would otherwise hold an opossum breaker
+   * (about 8 KB, and a listener on the shared bucket rotation) per instance, and every discovery
+   * change would pay for them in garbage collection. With no outcome yet the window is empty, so
+   * a breaker made now is in the state one made earlier would be.
+   */
+  #breakerForReports(): Breaker | undefined {
+    if (this.#breaker || this.#closed || this.options === false || !this.rotation) return this.#breaker;
+    const breaker = createBreaker(this.options, this.rotation);
     const enter = (state: BreakerState) => () => {
       this.state = state;
       this.#epoch++;
@@ -54,6 +65,7 @@ export class EndpointHealth {
     breaker.on("halfOpen", enter("half_open"));
     breaker.on("close", enter("closed"));
     this.#breaker = breaker;
+    return breaker;
   }
 
   /** Whether the endpoint is out of picks: open, or half-open with its probe in flight. */
@@ -85,8 +97,9 @@ export class EndpointHealth {
       this.#probing = false;
       return true;
     }
-    const breaker = this.#breaker;
-    if (!breaker || !counts || this.state === "open" || (this.state === "half_open" && !(admission.probe && current))) return false;
+    if (!counts || this.state === "open" || (this.state === "half_open" && !(admission.probe && current))) return false;
+    const breaker = this.#breakerForReports();
+    if (!breaker) return false;
     if (outcome === "success") {
       // What `fire` does with an action that succeeds is emit these two events, and they are
       // what drive opossum's rolling statistics (and close a half-open breaker). Emitted
@@ -106,6 +119,7 @@ export class EndpointHealth {
 
   /** Stops the breaker's timers. */
   close(): void {
+    this.#closed = true;
     this.#breaker?.shutdown();
   }
 }
