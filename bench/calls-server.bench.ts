@@ -49,7 +49,7 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import http2 from "node:http2";
 import os from "node:os";
@@ -59,6 +59,7 @@ import { promisify } from "node:util";
 import { killProcess, projectRoot, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 import { grpcFrame } from "../test/support/raw-grpc.js";
 import { freePort } from "../test/support/free-port.js";
+import { compileForBench, compiledRoot } from "./support/compiled.js";
 import { cpuSeconds, failuresOf, median, runGhz, type GhzReport } from "./support/ghz.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 2);
@@ -105,20 +106,6 @@ interface RunningServer {
   pid: number;
   port: number;
   stop(): Promise<void>;
-}
-
-/** Where tsconfig.bench.json puts the servers' JavaScript. */
-const compiledRoot = path.join(projectRoot, ".bench-build");
-
-/**
- * Compiles the servers, the in-process interceptor table and the client bench (which
- * `make bench-calls` runs next) into `compiledRoot`, afresh. The compiled programs look for
- * proto/ in that folder, as their sources do in the project's: a link there to the project's own.
- */
-async function compileServers(): Promise<void> {
-  await rm(compiledRoot, { recursive: true, force: true });
-  await execFileAsync(path.join(projectRoot, "node_modules/.bin/tsc"), ["-p", "tsconfig.bench.json"], { cwd: projectRoot, timeout: 300_000 });
-  await symlink(path.join(projectRoot, "proto"), path.join(compiledRoot, "proto"));
 }
 
 /**
@@ -322,7 +309,7 @@ async function main() {
   const servers = new Map<ServerKind, RunningServer>();
   const collectors: RunningServer[] = [];
   try {
-    await compileServers();
+    await compileForBench();
     servers.set("grpc-js", await startBenchServer("grpc-js"));
     servers.set("grpc-js + OpenTelemetry", await startBenchServer("grpc-js-otel"));
     servers.set("connect-node", await startBenchServer("connect-node"));

@@ -41,12 +41,14 @@ import { readFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
+import path from "node:path";
 import { Registry } from "prom-client";
 import { createMeshTransport, type MeshTransport } from "../src/client/index.js";
 import { createConsulClient } from "../src/platform/consul.js";
 import { consul, consulAddress, eventually } from "../test/support/infra.js";
 import { percentile } from "../test/support/load.js";
 import { startPrivateConsul, type PrivateConsul } from "../test/support/private-consul.js";
+import { compileForBench, compiledRoot } from "./support/compiled.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../test/support/service-process.js";
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 25);
@@ -256,8 +258,10 @@ class ClientProcess {
   up = new Map<number, boolean>();
 
   constructor(env: Record<string, string>) {
-    this.child = fork("bench/support/discovery-client.ts", [], {
-      execArgv: ["--import", "tsx", "--expose-gc", ...(process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean)],
+    // Compiled (scalePart compiles it), as users run the client: tsx's loader would add its own
+    // megabytes to the heap that every full collection walks.
+    this.child = fork(path.join(compiledRoot, "bench/support/discovery-client.js"), [], {
+      execArgv: ["--expose-gc", ...(process.env.BENCH_CLIENT_NODE_ARGS ?? "").split(" ").filter(Boolean)],
       env: { ...process.env, ...env },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
@@ -385,7 +389,8 @@ async function scaleRun(agent: PrivateConsul, base: string, service: string, ins
 }
 
 async function scalePart(): Promise<ScaleRow[]> {
-  const agent = await startPrivateConsul();
+  await compileForBench();
+  const agent = await startPrivateConsul(undefined, { server: true });
   const base = `http://${agent.address}`;
   const rows: ScaleRow[] = [];
   try {

@@ -109,6 +109,24 @@ describe("HealthAnswerParser", () => {
     assert.throws(() => parser.parse(Buffer.from("[{\"Node\":{")));
   });
 
+  it("follows Consul's own reordering, the last entry moved into the place of one that left, parsing nothing", () => {
+    const parser = new HealthAnswerParser();
+    const entries = Array.from({ length: 30 }, (_, n) => entry(`i-${n}`));
+    const first = parser.parse(indented(entries));
+    const parse = JSON.parse;
+    let parsed = 0;
+    JSON.parse = (text: string) => (parsed++, parse(text) as unknown);
+    let next: ReturnType<HealthAnswerParser["parse"]>;
+    try {
+      next = parser.parse(indented([entries[29]!, ...entries.slice(1, 29)]));
+    } finally {
+      JSON.parse = parse;
+    }
+    assert.equal(parsed, 0);
+    assert.deepEqual(next, [first[29], ...first.slice(1, 29)]);
+    assert.equal(parser.changed, true);
+  });
+
   for (const [form, answer] of [["compact", compact], ["indented", indented]] as const) {
     it(`gives what a whole parse gives over a random run of joins, leaves, edits and reorders, reusing unchanged instances (${form})`, () => {
       // A small deterministic generator, so a failure replays.

@@ -4,6 +4,7 @@ import type { ConsulClient } from "../../platform/consul.js";
 import { nextIndex } from "../../platform/consul-blocking.js";
 import { backoffDelay } from "../retry/backoff.js";
 import { HealthAnswerParser } from "./health-answer.js";
+import { AnswerBuffers, healthQuery } from "./health-query.js";
 import type { Instance } from "./instance.js";
 import type { Resolver } from "./resolver.js";
 
@@ -51,47 +52,6 @@ export interface ConsulResolverOptions {
    * load off the servers; on a server agent it adds a hop (see docs/benchmarks.md, bench-discovery).
    */
   cached?: boolean;
-}
-
-/** A health query's response and its body, unparsed: HealthAnswerParser parses only what changed. */
-type HealthQuery = (options: Record<string, unknown>) => Promise<[{ headers: Record<string, string | undefined> }, Buffer | undefined]>;
-
-/**
- * `/v1/health/service/<service>` or `/v1/health/connect/<service>` with the query options of the
- * package's `health.service` (which has neither `cached` nor a connect method, and always parses
- * the whole answer): built on the package's request path (`_get`, its options helper), so
- * address, TLS and token apply alike; the body comes back as bytes.
- */
-function healthQuery(consul: ConsulClient, view: "service" | "connect"): HealthQuery {
-  const client = consul as unknown as { _get: (req: unknown, middleware: unknown) => Promise<unknown>; _defaults?: Record<string, unknown> };
-  return (options) => {
-    const { service, passing, tag, ...rest } = { ...client._defaults, ...options } as { service: string; passing?: boolean; tag?: string[] } & Record<string, unknown>;
-    const query: Record<string, unknown> = { ...(passing ? { passing: "true" } : {}), ...(tag ? { tag } : {}), ...(rest.cached ? { cached: "" } : {}) };
-    for (const name of ["dc", "near", "filter", "index", "wait"]) if (rest[name] !== undefined) query[name] = rest[name];
-    return client._get(
-      {
-        name: `health.${view}`,
-        path: `/health/${view}/${encodeURIComponent(service)}`,
-        query,
-        headers: typeof rest.token === "string" ? { "x-consul-token": rest.token } : {},
-        ctx: rest.ctx,
-        timeout: rest.timeout,
-        buffer: true,
-      },
-      (call: { err?: Error & { response?: unknown }; res?: { body: unknown } }, next: (stop: false, error?: Error, value?: unknown) => void) => {
-        if (call.err) {
-          // With `buffer` the body of an error answer is bytes too; Consul's reason is its text
-          // (a refused filter: "Failed to create boolean expression evaluator: ..."), which the
-          // package adds to the error's message once the body is text, and which callers that
-          // read the response body need. (No response at all when the query was cancelled.)
-          if (call.res && Buffer.isBuffer(call.res.body)) call.res.body = call.res.body.toString("utf8");
-          call.err.response = call.res; // as the package does with includeResponse: the status reaches the caller
-          return next(false, call.err);
-        }
-        next(false, undefined, [call.res, call.res!.body]);
-      },
-    ) as ReturnType<HealthQuery>;
-  };
 }
 
 /**
@@ -160,6 +120,8 @@ class ConsulResolverHandle implements Resolver {
     this.watch.release();
   }
 }
+
+const emptyAnswer = Buffer.from("[]");
 
 const sharedWatches = new WeakMap<ConsulClient, Map<string, ConsulWatch>>();
 
@@ -234,7 +196,8 @@ class ConsulWatch {
     const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
     // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
     // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
-    const query = healthQuery(this.consul, this.options.connect ? "connect" : "service");
+    const buffers = new AnswerBuffers();
+    const query = healthQuery(this.consul, this.options.connect ? "connect" : "service", buffers);
     let index = 0n;
     let highestIndex = 0n;
     let failures = 0;
@@ -256,7 +219,10 @@ class ConsulWatch {
           timeout: httpTimeoutMs,
           ctx: this.#cancelQuery,
         });
-        const instances = this.#parser.parse(body ?? Buffer.from("[]"));
+        const instances = this.#parser.parse(body.length > 0 ? body : emptyAnswer);
+        // Parsed, the answer is the one the parser compares the next with: the next is received
+        // into the other buffer. (Not before: a parse that failed leaves the parser the last one.)
+        buffers.handOver();
         failures = 0;
         this.#lastAnswerAt = performance.now();
         // Under a default-deny ACL policy Consul answers an unauthorised query with an empty

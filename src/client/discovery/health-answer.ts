@@ -195,14 +195,20 @@ export class HealthAnswerParser {
     for (let start = from; ; ) {
       let stop = -1;
       let instance: Instance | undefined;
-      const lastFrom = last.form === form ? last.starts[next] : undefined;
-      if (lastFrom !== undefined && lastFrom >= 0) {
-        const length = last.stops[next]! - lastFrom;
-        const candidate = start + length;
-        if (candidate <= to && body.compare(last.body, lastFrom, lastFrom + length, start, candidate) === 0 && (candidate === lastStop || endsBeforeBoundary(body, candidate, form))) {
-          stop = candidate;
-          instance = last.instances[next]!;
-          next++;
+      // The last answer's entries this one most likely is, tried byte for byte: the one after the
+      // entry matched before it; the one at its own place; and the last answer's last entry, which
+      // Consul moves into the place of an entry that leaves (its result is a slice, and a
+      // deletion there swaps the last element in).
+      const place = entries.instances.length;
+      const final = last.instances.length - 1;
+      for (let attempt = 0; attempt < 3 && last.form === form; attempt++) {
+        const guess = attempt === 0 ? next : attempt === 1 ? place : final;
+        if (attempt > 0 && guess === next) continue;
+        stop = this.#sameAs(guess, body, form, start, to, lastStop);
+        if (stop >= 0) {
+          instance = last.instances[guess]!;
+          next = guess + 1;
+          break;
         }
       }
       if (instance === undefined) {
@@ -231,6 +237,20 @@ export class HealthAnswerParser {
       start = stop - form.endOffset + form.nextOffset;
       if (start >= to) return undefined;
     }
+  }
+
+  /**
+   * Where the entry at `start` ends if it is, byte for byte, the last answer's entry `n` (its
+   * length tells where to look, so nothing is searched), or -1.
+   */
+  #sameAs(n: number, body: Buffer, form: AnswerForm, start: number, to: number, lastStop: number): number {
+    const last = this.#last;
+    const from = last.starts[n];
+    if (from === undefined || from < 0) return -1;
+    const length = last.stops[n]! - from;
+    const stop = start + length;
+    if (stop > to || body.compare(last.body, from, from + length, start, stop) !== 0) return -1;
+    return stop === lastStop || endsBeforeBoundary(body, stop, form) ? stop : -1;
   }
 
   /** The last answer's entry for service id `id`: the one expected next, the one after it (the expected one left), or any. */
