@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
@@ -89,20 +91,27 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
   });
 
   it("shares one blocking-query watch with a mesh transport on the same service and Consul client", async () => {
-    const shared = createConsulClient(consulAddress);
-    // Counts the Consul health queries in flight: a blocking query stays in flight up to 30 s,
-    // so two watches on the service would show two at once.
+    // Counts the Consul health queries in flight, seen on the wire by a proxy in front of the
+    // agent: a blocking query stays in flight up to 30 s, so two watches on the service would
+    // show two at once.
     let inFlight = 0;
     let mostInFlight = 0;
-    // The watch asks through the package's request path (`_get`, named "health.service"), not
-    // `health.service`, which always parses the whole answer.
-    const client = shared as unknown as { _get: (req: { name?: string }, ...rest: unknown[]) => Promise<unknown> };
-    const get = client._get.bind(client);
-    client._get = (req, ...rest) => {
-      if (req.name !== "health.service") return get(req, ...rest);
-      mostInFlight = Math.max(mostInFlight, ++inFlight);
-      return get(req, ...rest).finally(() => inFlight--);
-    };
+    const proxy = http.createServer((request, response) => {
+      const health = request.url?.startsWith(`/v1/health/service/${service}`) ?? false;
+      if (health) mostInFlight = Math.max(mostInFlight, ++inFlight);
+      const upstream = http.request({ host: consulAddress.host, port: consulAddress.port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      });
+      upstream.on("error", () => response.destroy());
+      response.on("close", () => {
+        if (health) inFlight--;
+        upstream.destroy();
+      });
+      request.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const shared = createConsulClient({ host: "127.0.0.1", port: (proxy.address() as AddressInfo).port });
     registerConsulResolver({ consul: shared });
     const transport = createMeshTransport({ service, consul: shared });
     const channel = new grpc.Client(`consul:///${service}`, grpc.credentials.createInsecure(), recommendedClientOptions({ services: [OrderService] }));
@@ -114,6 +123,8 @@ describe("meshkit/grpc-js: a plain grpc-js client on a consul:/// target", funct
     } finally {
       channel.close();
       transport.close();
+      proxy.closeAllConnections();
+      proxy.close();
     }
   });
 

@@ -1,4 +1,3 @@
-import { EventEmitter } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConsulClient } from "../../platform/consul.js";
 import { nextIndex } from "../../platform/consul-blocking.js";
@@ -138,7 +137,6 @@ class ConsulWatch {
   #listeners = new Set<(instances: readonly Instance[]) => void>();
   #firstAnswer = Promise.withResolvers<void>();
   #stop = new AbortController();
-  #cancelQuery = Object.assign(new EventEmitter(), { includeResponse: true });
 
   constructor(
     private readonly consul: ConsulClient,
@@ -182,7 +180,6 @@ class ConsulWatch {
 
   #close(): void {
     this.#stop.abort();
-    this.#cancelQuery.emit("cancel");
     this.#listeners.clear();
     this.onStopped();
   }
@@ -194,64 +191,66 @@ class ConsulWatch {
     // Consul adds up to wait/16 of jitter to a blocking query; the HTTP timeout allows for it
     // plus a margin, so a silent network loss is noticed one wait later at the most.
     const httpTimeoutMs = waitMs + waitMs / 16 + 2000;
-    // With a `ctx` whose includeResponse is set, the consul package also returns the HTTP
-    // response (for X-Consul-Index) and aborts the request when the ctx emits "cancel".
     const buffers = new AnswerBuffers();
     const query = healthQuery(this.consul, this.options.connect ? "connect" : "service", buffers);
     let index = 0n;
     let highestIndex = 0n;
     let failures = 0;
     const resetGraceMs = this.options.resetGraceMs ?? 15_000;
-    while (!this.#stop.signal.aborted) {
-      const startedAt = performance.now();
-      try {
-        const [response, body] = await query({
-          service,
-          passing: true,
-          ...(tags?.length ? { tag: tags } : {}),
-          ...(filter ? { filter } : {}),
-          ...(dc ? { dc } : {}),
-          ...(near ? { near } : {}),
-          ...(this.options.cached ? { cached: true } : {}),
-          index: index.toString(),
-          // While an empty answer is on hold, ask again soon rather than block for a full wait.
-          wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,
-          timeout: httpTimeoutMs,
-          ctx: this.#cancelQuery,
-        });
-        const instances = this.#parser.parse(body.length > 0 ? body : emptyAnswer);
-        // Parsed, the answer is the one the parser compares the next with: the next is received
-        // into the other buffer. (Not before: a parse that failed leaves the parser the last one.)
-        buffers.handOver();
-        failures = 0;
-        this.#lastAnswerAt = performance.now();
-        // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
-        // list, not an error: say so, or "no passing instance" would hide the likely cause.
-        const aclsMayHide =
-          instances.length === 0 &&
-          (response.headers["x-consul-results-filtered-by-acls"] === "true" || response.headers["x-consul-default-acl-policy"] === "deny");
-        this.lastError = aclsMayHide
-          ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
-          : undefined;
-        const reported = nextIndex(0n, response.headers["x-consul-index"]);
-        // An index below one seen before: the agent's state was reset (restarted without data).
-        if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
-        highestIndex = reported;
-        index = nextIndex(index, response.headers["x-consul-index"]);
-        this.#publish(instances);
-      } catch (error) {
-        if (this.#stop.signal.aborted) return;
-        failures++;
-        this.lastError = error instanceof Error ? error : new Error(String(error));
-        index = 0n; // the agent may have restarted with a fresh index
-        const delay = Math.max(100, backoffDelay(failures, { baseMs: 200, maxMs: maxRetryDelayMs }));
-        await sleep(delay, undefined, { signal: this.#stop.signal }).catch(() => undefined);
-        continue;
+    try {
+      while (!this.#stop.signal.aborted) {
+        const startedAt = performance.now();
+        try {
+          const [response, body] = await query.ask({
+            service,
+            passing: true,
+            ...(tags?.length ? { tag: tags } : {}),
+            ...(filter ? { filter } : {}),
+            ...(dc ? { dc } : {}),
+            ...(near ? { near } : {}),
+            ...(this.options.cached ? { cached: true } : {}),
+            index: index.toString(),
+            // While an empty answer is on hold, ask again soon rather than block for a full wait.
+            wait: this.#holdingUntil > performance.now() ? "1s" : `${waitSeconds}s`,
+            timeout: httpTimeoutMs,
+            signal: this.#stop.signal,
+          });
+          const instances = this.#parser.parse(body.length > 0 ? body : emptyAnswer);
+          // Parsed, the answer is the one the parser compares the next with: the next is received
+          // into the other buffer. (Not before: a parse that failed leaves the parser the last one.)
+          buffers.handOver();
+          failures = 0;
+          this.#lastAnswerAt = performance.now();
+          // Under a default-deny ACL policy Consul answers an unauthorised query with an empty
+          // list, not an error: say so, or "no passing instance" would hide the likely cause.
+          const aclsMayHide =
+            instances.length === 0 &&
+            (response.headers["x-consul-results-filtered-by-acls"] === "true" || response.headers["x-consul-default-acl-policy"] === "deny");
+          this.lastError = aclsMayHide
+            ? new Error(`Consul's ACLs deny by default, so they may hide instances of "${service}" from this token (set CONSUL_HTTP_TOKEN to one that may read the service)`)
+            : undefined;
+          const reported = nextIndex(0n, response.headers["x-consul-index"]);
+          // An index below one seen before: the agent's state was reset (restarted without data).
+          if (reported > 0n && reported < highestIndex) this.#holdingUntil = performance.now() + resetGraceMs;
+          highestIndex = reported;
+          index = nextIndex(index, response.headers["x-consul-index"]);
+          this.#publish(instances);
+        } catch (error) {
+          if (this.#stop.signal.aborted) return;
+          failures++;
+          this.lastError = error instanceof Error ? error : new Error(String(error));
+          index = 0n; // the agent may have restarted with a fresh index
+          const delay = Math.max(100, backoffDelay(failures, { baseMs: 200, maxMs: maxRetryDelayMs }));
+          await sleep(delay, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+          continue;
+        }
+        const elapsed = performance.now() - startedAt;
+        if (elapsed < minQueryIntervalMs) {
+          await sleep(minQueryIntervalMs - elapsed, undefined, { signal: this.#stop.signal }).catch(() => undefined);
+        }
       }
-      const elapsed = performance.now() - startedAt;
-      if (elapsed < minQueryIntervalMs) {
-        await sleep(minQueryIntervalMs - elapsed, undefined, { signal: this.#stop.signal }).catch(() => undefined);
-      }
+    } finally {
+      query.close();
     }
   }
 
