@@ -127,8 +127,9 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
         const config = chainServiceConfig(legs, this.#defaultServiceConfig);
         if (config) serviceConfig = grpc.experimental.statusOrFromValue(config);
       } catch (error) {
-        // Never expected (the pieces are ours and the channel's own config was validated when it
-        // was created); if it happens, the channel's own config applies and the note says why.
+        // A merged config grpc-js would not apply as written: the channel's own policy names one
+        // that is not registered (grpc-js then runs pick_first), for one. The channel's own
+        // config applies, and the note says why.
         note = `${note}; the chain's balancing cannot be carried (${error instanceof Error ? error.message : String(error)}): the channel's own service config applies`;
       }
       this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, serviceConfig, note);
