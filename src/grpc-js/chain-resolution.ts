@@ -2,41 +2,66 @@ import { consulResolver, type ConsulResolverOptions } from "../client/discovery/
 import type { Instance } from "../client/discovery/instance.js";
 import type { Resolver as InstanceResolver } from "../client/discovery/resolver.js";
 import { watchDiscoveryChain, type ChainWatch } from "../client/routing/chain-watch.js";
-import { compileChain, type TargetSpec } from "../client/routing/compile.js";
+import { compileChain, type BalancerSpec, type CompiledChain, type HashPolicySpec, type NextSpec, type TargetSpec } from "../client/routing/compile.js";
 import type { ConsulClient } from "../platform/consul.js";
 
-/** What a chain resolution tells its channel: the instances to use now, and why. */
+/**
+ * ChainLeg is where a share of the calls goes: the one resolver of a chain without splitter
+ * (weight 100), or one leg of a splitter. Its instances are those of its target, or of the first
+ * failover target with passing instances when its own has none.
+ */
+export interface ChainLeg {
+  /** The leg's own target id (`[subset.]service.namespace.partition.datacenter`), even when it failed over. */
+  readonly name: string;
+  /** Its share of the calls, in percent (Consul's `Splits[].Weight`). */
+  readonly weight: number;
+  readonly instances: readonly Instance[];
+  /** The resolver's `LoadBalancer.Policy`; undefined: the channel's own balancer. */
+  readonly balancer: BalancerSpec | undefined;
+  /** The hash policies a `ring_hash` balancer keys calls by (the splitter's, else the resolver's). */
+  readonly hash: readonly HashPolicySpec[];
+}
+
+/** What a chain resolution tells its channel: where calls go now, and why. */
 export interface ChainResolutionUpdate {
-  instances: readonly Instance[];
+  /** One leg, or one per leg of a split. */
+  legs: readonly ChainLeg[];
   /** The resolution note (grpc-js shows it in errors when no instance is left). */
   note: string;
 }
 
-/** One target of the chain's resolver, watched. */
+/** One target of a leg, watched. */
 interface WatchedTarget {
   readonly target: TargetSpec;
   readonly resolver: InstanceResolver;
   readonly unsubscribe: () => void;
 }
 
+/** One leg: its target and failover targets in order, watched. */
+interface WatchedLeg extends Omit<ChainLeg, "instances"> {
+  readonly targets: readonly WatchedTarget[];
+}
+
 /**
  * ChainResolution is what a grpc-js channel on `consul:` can carry of a service's discovery chain:
- * the chain's resolver (its subset's filter, a redirect, its failover targets in order), not
- * per-call routing. It watches the chain (the mesh client's shared watch) and, when the chain
- * starts at a resolver (no router, no splitter) or a router whose every route leads to one
- * resolver, resolves that resolver's target and its failover targets, each through the shared
- * health watch of its selection (the subset's filter passed to Consul, its datacenter, the mesh
- * view when asked). The channel gets the first target, in order, with a passing instance: a
- * list-level failover (a resolver sees Consul's health, not the channel's connection failures).
- * A chain with splits or routes to several targets cannot be carried by one address list: the
- * channel then resolves the service itself, as without a chain, and its resolution note says so.
+ * what one resolution (an address list and a service config) can say, not per-call routing. It
+ * watches the chain (the mesh client's shared watch) and, when every call takes the same path
+ * (the chain starts at a resolver or a splitter, or at a router whose every route leads to the
+ * same one), resolves each leg of that path: a resolver's target (its subset's filter passed to
+ * Consul, its datacenter, the mesh view when asked) and its failover targets, each through the
+ * shared health watch of its selection. A leg gets the first target, in order, with a passing
+ * instance: a list-level failover (a resolver sees Consul's health, not the channel's connection
+ * failures). Each leg carries its resolver's load-balancer policy, and a split its weights: the
+ * resolver turns them into a service config (chain-service-config.ts). A router whose routes
+ * lead to different places decides per call, which only the mesh client does: the channel then
+ * resolves the service itself, as without a chain, and its resolution note says so.
  * Before the first chain answer (up to `firstAnswerTimeoutMs`) nothing is reported, so calls
  * wait; a chain that cannot be read leaves the service itself.
  */
 export class ChainResolution {
   #watch: ChainWatch;
   #unsubscribeChain: () => void;
-  #targets: WatchedTarget[] = [];
+  #legs: WatchedLeg[] = [];
   #why = "";
   #chainKnown = false;
   #closed = false;
@@ -73,7 +98,7 @@ export class ChainResolution {
 
   /** Reports again what applies now (grpc-js asks after its balancer went idle with calls waiting). */
   report(): void {
-    if (this.#chainKnown && this.#targets.every((watched) => watched.resolver.resolved || watched.resolver.lastError)) this.#report();
+    if (this.#chainKnown && settled(this.#legs)) this.#report();
   }
 
   close(): void {
@@ -82,8 +107,8 @@ export class ChainResolution {
     clearTimeout(this.#firstTimer);
     this.#unsubscribeChain();
     this.#watch.close();
-    this.#release(this.#targets);
-    this.#targets = [];
+    this.#release(this.#legs);
+    this.#legs = [];
   }
 
   #fallBack(why: string): void {
@@ -102,21 +127,30 @@ export class ChainResolution {
       this.#use([this.#own()], `the discovery chain cannot be used (${compiled.error}): resolving "${this.selection.service}" itself`);
       return;
     }
-    // The one resolver every call reaches, if there is one: the start, or the one every route leads to.
-    const nexts = compiled.routes ? compiled.routes.map((route) => route.next) : [compiled.start!];
-    const groups = new Set(nexts.map((next) => (next.kind === "group" ? next.group : "split")));
-    const only = groups.size === 1 && !groups.has("split") ? compiled.groups.get([...groups][0]!) : undefined;
-    if (!only) {
-      this.#use([this.#own()], `the discovery chain of "${this.selection.service}" splits or routes calls per request, which only the mesh client applies: resolving "${this.selection.service}" itself`);
+    const path = carriedPath(compiled);
+    if (!path) {
+      this.#use([this.#own()], `the discovery chain of "${this.selection.service}" routes calls per request to different targets, which only the mesh client applies: resolving "${this.selection.service}" itself`);
       return;
     }
-    const targets = [only.primary, ...only.failover].map((id) => compiled.targets.get(id)!);
-    this.#use(targets.map((target) => this.#watchTarget(target)), "");
+    this.#use(legsOf(path).map(({ group, weight }) => this.#watchLeg(compiled, group, weight, path.kind === "split" ? path.hash : [])), "");
   }
 
-  #own(): WatchedTarget {
+  #watchLeg(compiled: CompiledChain, group: string, weight: number, splitHash: readonly HashPolicySpec[]): WatchedLeg {
+    const spec = compiled.groups.get(group)!;
+    return {
+      name: spec.primary,
+      weight,
+      balancer: spec.balancer,
+      // As in the mesh client: a splitter's hash policies, when it has any, replace the resolver's.
+      hash: splitHash.length > 0 ? splitHash : spec.hash,
+      targets: [spec.primary, ...spec.failover].map((id) => this.#watchTarget(compiled.targets.get(id)!)),
+    };
+  }
+
+  #own(): WatchedLeg {
     const { service } = this.selection;
-    return this.#watchTarget({ id: service, service, subset: undefined, datacenter: "", local: true, filter: undefined, resolvable: true, connectTimeoutMs: undefined });
+    const target = this.#watchTarget({ id: service, service, subset: undefined, datacenter: "", local: true, filter: undefined, resolvable: true, connectTimeoutMs: undefined });
+    return { name: service, weight: 100, balancer: undefined, hash: [], targets: [target] };
   }
 
   #watchTarget(target: TargetSpec): WatchedTarget {
@@ -136,41 +170,78 @@ export class ChainResolution {
     return watched;
   }
 
-  #use(targets: WatchedTarget[], why: string): void {
-    const previous = this.#targets;
-    this.#targets = targets;
+  #use(legs: WatchedLeg[], why: string): void {
+    const previous = this.#legs;
+    this.#legs = legs;
     this.#why = why;
     this.#release(previous);
     // Report once every target has answered (or failed), so a failover target that has not
     // answered yet is not taken for empty; shared watches that answered already report at once.
     const settle = () => {
-      if (this.#closed || this.#targets !== targets) return;
-      if (targets.every((watched) => watched.resolver.resolved || watched.resolver.lastError)) this.#report();
+      if (this.#closed || this.#legs !== legs) return;
+      if (settled(legs)) this.#report();
       else setTimeout(settle, 10).unref();
     };
     setImmediate(settle);
   }
 
-  #release(targets: WatchedTarget[]): void {
-    for (const watched of targets) {
-      watched.unsubscribe();
-      watched.resolver.close();
+  #release(legs: WatchedLeg[]): void {
+    for (const leg of legs) {
+      for (const watched of leg.targets) {
+        watched.unsubscribe();
+        watched.resolver.close();
+      }
     }
   }
 
   #report(): void {
     if (this.#closed) return;
-    const targets = this.#targets;
-    const chosen = targets.find((watched) => watched.resolver.instances.length > 0);
     const why = this.#why ? `; ${this.#why}` : "";
-    if (chosen) {
-      const failedOver = chosen !== targets[0] ? ` (failed over from "${targets[0]!.target.id}")` : "";
-      this.onUpdate({ instances: chosen.resolver.instances, note: `${chosen.resolver.instances.length} passing instances of "${chosen.target.id}" in Consul${failedOver}${why}` });
+    const resolved = this.#legs.map((leg) => ({ leg, chosen: leg.targets.find((watched) => watched.resolver.instances.length > 0) }));
+    const legs = resolved.map(({ leg, chosen }): ChainLeg => ({ name: leg.name, weight: leg.weight, instances: chosen?.resolver.instances ?? [], balancer: leg.balancer, hash: leg.hash }));
+    if (resolved.length === 1) {
+      this.onUpdate({ legs, note: `${describeLeg(resolved[0]!.leg, resolved[0]!.chosen)}${why}` });
       return;
     }
-    const primary = targets[0]!;
-    const error = primary.resolver.lastError ? ` (${primary.resolver.lastError.message})` : "";
-    const others = targets.length > 1 ? `, nor of its failover targets ${targets.slice(1).map((watched) => `"${watched.target.id}"`).join(", ")}` : "";
-    this.onUpdate({ instances: [], note: `no passing instance of "${primary.target.id}" in Consul${error}${others}${why}` });
+    const shares = resolved.map(({ leg, chosen }) => `${leg.weight}% to "${leg.name}": ${describeLeg(leg, chosen)}`);
+    this.onUpdate({ legs, note: `split ${shares.join(", ")}${why}` });
   }
+}
+
+/** Whether every target of every leg has answered (or failed): only then is an empty one known to be empty. */
+function settled(legs: readonly WatchedLeg[]): boolean {
+  return legs.every((leg) => leg.targets.every((watched) => watched.resolver.resolved || watched.resolver.lastError));
+}
+
+/**
+ * The one path every call takes, if there is one: the chain's start (a resolver or a splitter),
+ * or the place every route of its router leads to. Routes that differ only in what a resolution
+ * cannot carry (a route's timeout and retries) still count as one path.
+ */
+function carriedPath(compiled: CompiledChain): NextSpec | undefined {
+  if (!compiled.routes) return compiled.start;
+  const first = compiled.routes[0]!.next;
+  const key = JSON.stringify(first);
+  return compiled.routes.every((route) => JSON.stringify(route.next) === key) ? first : undefined;
+}
+
+/** The legs of a path, one per resolver: legs of a split that lead to the same resolver add up. */
+function legsOf(path: NextSpec): { group: string; weight: number }[] {
+  if (path.kind === "group") return [{ group: path.group, weight: 100 }];
+  const weights = new Map<string, number>();
+  for (const leg of path.legs) weights.set(leg.group, (weights.get(leg.group) ?? 0) + leg.weight);
+  return [...weights].map(([group, weight]) => ({ group, weight }));
+}
+
+/** A leg's part of the resolution note: how many instances of which target, or why none. */
+function describeLeg(leg: WatchedLeg, chosen: WatchedTarget | undefined): string {
+  const targets = leg.targets;
+  if (chosen) {
+    const failedOver = chosen !== targets[0] ? ` (failed over from "${targets[0]!.target.id}")` : "";
+    return `${chosen.resolver.instances.length} passing instances of "${chosen.target.id}" in Consul${failedOver}`;
+  }
+  const primary = targets[0]!;
+  const error = primary.resolver.lastError ? ` (${primary.resolver.lastError.message})` : "";
+  const others = targets.length > 1 ? `, nor of its failover targets ${targets.slice(1).map((watched) => `"${watched.target.id}"`).join(", ")}` : "";
+  return `no passing instance of "${primary.target.id}" in Consul${error}${others}`;
 }

@@ -6,6 +6,7 @@ import type { ConsulClient } from "../platform/consul.js";
 import type { HostPort } from "../platform/config.js";
 import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
 import { ChainResolution, type ChainResolutionUpdate } from "./chain-resolution.js";
+import { chainServiceConfig, type ResolvedServiceConfig } from "./chain-service-config.js";
 
 /** What `grpc.experimental.registerResolver` takes (grpc-js does not export the type by name). */
 export type ResolverConstructor = Parameters<typeof grpc.experimental.registerResolver>[1];
@@ -30,21 +31,26 @@ export interface ConsulResolverSource {
  *   fast with UNAVAILABLE, saying that no instance passes;
  * - before the first answer calls wait (grpc-js queues them until their deadline).
  * With `discoveryChain` (the default) it resolves what the service's discovery chain names, as
- * far as one address list can carry it: its resolver's subset, redirect and failover targets
- * (chain-resolution.ts).
+ * far as one resolution can carry it: its resolvers' subsets, redirects and failover targets
+ * (chain-resolution.ts), their load-balancer policies and a splitter's weights, as a service
+ * config merged into the channel's own (chain-service-config.ts).
  */
 export function consulResolverClass(source: ConsulResolverSource): ResolverConstructor {
   return class ConsulGrpcResolver implements grpc.experimental.Resolver {
     readonly #target: ConsulTarget;
     readonly #listener: grpc.experimental.ResolverListener;
+    /** The channel's own service config (the `grpc.service_config` option), which a chain's policy is merged into. */
+    readonly #defaultServiceConfig: string | undefined;
     #instances: InstanceResolver | undefined;
     #unsubscribe: (() => void) | undefined;
     #chain: ChainResolution | undefined;
 
-    constructor(target: grpc.experimental.GrpcUri, listener: grpc.experimental.ResolverListener) {
+    constructor(target: grpc.experimental.GrpcUri, listener: grpc.experimental.ResolverListener, channelOptions: grpc.ChannelOptions = {}) {
       // grpc-js called getDefaultAuthority with this target before, so it parses.
       this.#target = parseConsulTarget(target.authority, target.path);
       this.#listener = listener;
+      const own: unknown = channelOptions["grpc.service_config"];
+      this.#defaultServiceConfig = typeof own === "string" ? own : undefined;
     }
 
     /**
@@ -102,18 +108,38 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
       const { service } = this.#target;
       const why = from.lastError ? ` (${from.lastError.message})` : "";
       const note = set.length ? `${set.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
-      this.#send({ instances: set, note });
+      this.#send({ legs: [{ name: service, weight: 100, instances: set, balancer: undefined, hash: [] }], note });
     }
 
-    #send({ instances, note }: ChainResolutionUpdate): void {
-      const endpoints = instances.map((instance) => ({ addresses: [{ host: instance.address, port: instance.port }] }));
-      this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, null, note);
+    #send({ legs, note }: ChainResolutionUpdate): void {
+      // Every leg's instances in one list (an instance in two legs once): outlier detection above
+      // a split must see them all; the split's config says which leg each belongs to.
+      const seen = new Set<string>();
+      const endpoints: grpc.experimental.Endpoint[] = [];
+      for (const instance of legs.flatMap((leg) => leg.instances)) {
+        const key = `${instance.address}|${instance.port}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        endpoints.push({ addresses: [{ host: instance.address, port: instance.port }] });
+      }
+      let serviceConfig: grpc.experimental.StatusOr<ResolvedServiceConfig> | null = null;
+      try {
+        const config = chainServiceConfig(legs, this.#defaultServiceConfig);
+        if (config) serviceConfig = grpc.experimental.statusOrFromValue(config);
+      } catch (error) {
+        // A merged config grpc-js would not apply as written: the channel's own policy names one
+        // that is not registered (grpc-js then runs pick_first), for one. The channel's own
+        // config applies, and the note says why.
+        note = `${note}; the chain's balancing cannot be carried (${error instanceof Error ? error.message : String(error)}): the channel's own service config applies`;
+      }
+      this.#listener(grpc.experimental.statusOrFromValue(endpoints), {}, serviceConfig, note);
       // grpc-js 1.14's round_robin, given an empty list, drops its endpoints but then settles in
       // IDLE, where calls queue until their deadline instead of failing fast. An error after it,
       // with no endpoint left, puts it in TRANSIENT_FAILURE: calls fail at once with UNAVAILABLE
       // and this note. (An error alone would keep the old endpoints: round_robin ignores errors
       // while it has any.)
-      if (!endpoints.length) this.#listener(grpc.experimental.statusOrFromError({ code: grpc.status.UNAVAILABLE, details: note }), {}, null, note);
+      // (The same service config again: null would switch the channel back to its own policy.)
+      if (!endpoints.length) this.#listener(grpc.experimental.statusOrFromError({ code: grpc.status.UNAVAILABLE, details: note }), {}, serviceConfig, note);
     }
 
     /** The authority of calls (`:authority`): the service name. Throws on a malformed target, so the channel is refused at once. */

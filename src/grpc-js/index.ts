@@ -14,5 +14,9 @@ export { recommendedServiceConfig, recommendedClientOptions, retryableStatusCode
 export { idempotentRetryInterceptor, type IdempotentRetryOptions } from "./idempotent-retry.js";
 export { parseConsulTarget, ConsulTargetError, type ConsulTarget } from "./consul-target.js";
 export { registerPeakEwmaBalancer, peakEwmaPolicyName } from "./load-balancer-peak-ewma.js";
+export { registerRandomBalancer, randomPolicyName } from "./load-balancer-random.js";
+export { registerLeastRequestBalancer, leastRequestPolicyName } from "./load-balancer-least-request.js";
+export { registerRingHashBalancer, ringHashPolicyName } from "./load-balancer-ring-hash.js";
+export { registerWeightedTargetBalancer, weightedTargetPolicyName } from "./load-balancer-weighted-target.js";
 export { checkGrpcJsVersion, supportedGrpcJs } from "./grpc-js-version.js";
 export { meshChannelCredentials } from "./mesh-credentials.js";

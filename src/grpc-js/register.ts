@@ -2,6 +2,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { ConsulResolverOptions } from "../client/discovery/consul.js";
 import { readEnv, type HostPort } from "../platform/config.js";
 import { createConsulClient, defaultConsulAddress, type ConsulClient } from "../platform/consul.js";
+import { registerChainBalancers } from "./chain-service-config.js";
 import { consulResolverClass } from "./consul-resolver.js";
 import { assertSupportedGrpcJs } from "./grpc-js-version.js";
 
@@ -26,9 +27,10 @@ export interface RegisterConsulResolverOptions {
   /** How long an empty answer right after the agent lost its state is not believed, in ms. Default 15 000. */
   resetGraceMs?: number;
   /**
-   * Follow each service's discovery chain as far as a resolver can: its resolver's subset,
-   * redirect and failover targets (README, "Traffic management from Consul"). Default true; a
-   * service with no config entries resolves as without it.
+   * Follow each service's discovery chain as far as a resolver can: its resolvers' subsets,
+   * redirects and failover targets, their `LoadBalancer` policies and a splitter's weights
+   * (README, "What meshkit/grpc-js gets of it"). Default true; a service with no config entries
+   * resolves as without it.
    */
   discoveryChain?: boolean;
 }
@@ -53,6 +55,9 @@ export interface RegisterConsulResolverOptions {
  */
 export function registerConsulResolver(options: RegisterConsulResolverOptions = {}): void {
   assertSupportedGrpcJs();
+  // The policies a chain's service config may name: grpc-js would fall back to pick_first,
+  // silently, on a name not registered.
+  registerChainBalancers();
   const token = options.token ?? process.env.CONSUL_HTTP_TOKEN;
   const defaultClient = (): ConsulClient => {
     if (options.consul && "agent" in options.consul) return options.consul;

@@ -488,7 +488,7 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     assert.equal(span.tags.find((t) => t.key === "meshkit.target")?.value, `v2.${service}.default.default.dc1`);
   });
 
-  it("meshkit/grpc-js: a consul: channel follows the chain's resolver (subset, failover in order, redirect); a split is the mesh client's, the channel then resolves the service itself", async () => {
+  it("meshkit/grpc-js: a consul: channel follows the chain's resolver (subset, failover in order, redirect); routes to different subsets are the mesh client's, the channel then resolves the service itself", async () => {
     registerConsulResolver({ consul });
     const channel = new grpc.Client(`consul:///${service}`, grpc.credentials.createInsecure(), { "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) });
     const echo = () =>
@@ -506,9 +506,10 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
       await until("failover to v2, the first failover target with instances", ["v2"]);
       await writeEntry({ Kind: "service-resolver", Name: service, Redirect: { Service: other } });
       await until("the redirect", ["other"]);
-      await writeEntry({ Kind: "service-resolver", Name: service, Subsets: subsets });
-      await writeEntry({ Kind: "service-splitter", Name: service, Splits: [{ Weight: 90, ServiceSubset: "v1" }, { Weight: 10, ServiceSubset: "v2" }] });
-      await until("the service itself under a split", ["v1", "v2"]);
+      // (Splits are carried now: test/integration/grpc-js-chain.test.ts.)
+      await writeEntry({ Kind: "service-resolver", Name: service, DefaultSubset: "v1", Subsets: subsets });
+      await writeEntry({ Kind: "service-router", Name: service, Routes: [{ Match: { HTTP: { Header: [{ Name: "x-canary", Present: true }] } }, Destination: { ServiceSubset: "v2" } }] });
+      await until("the service itself under routes to different subsets", ["v1", "v2"]);
     } finally {
       channel.close();
     }

@@ -1,9 +1,9 @@
-import { hostname } from "node:os";
 import type { DescMethod } from "@bufbuild/protobuf";
 import type { CallEnvironment } from "../call/call.js";
 import type { EndpointPool } from "../endpoints/endpoint-set.js";
 import type { MeshEndpoint } from "../endpoints/endpoint.js";
 import type { HashPolicySpec } from "./compile.js";
+import { hashKeyOf } from "./hash-key.js";
 import { readHeader, type HeaderInit } from "./headers.js";
 import { matchesHeaders, matchesPath, type RouteMatcher } from "./route-match.js";
 
@@ -12,9 +12,6 @@ export interface CallCount {
   readonly labels: { service: string; route: string; target: string };
   count: number;
 }
-
-/** The value every call shares for a `SourceIP` hash policy: this client's host, as a sidecar sees its one app. */
-const sourceAddress = hostname();
 
 /**
  * Destination is where one routing decision sends a call: the pool of its target (and failover
@@ -43,16 +40,7 @@ export class Destination {
 
   /** The call's hash key from the request headers the hash policies name; undefined for none. */
   hashKey(header: HeaderInit | undefined): string | undefined {
-    const policies = this.hash;
-    let key: string | undefined;
-    for (let i = 0; i < policies.length; i++) {
-      const policy = policies[i]!;
-      const value = policy.header !== undefined ? readHeader(header, policy.header) : sourceAddress;
-      if (value === undefined) continue;
-      key = key === undefined ? value : `${key}\n${value}`;
-      if (policy.terminal) break;
-    }
-    return key;
+    return hashKeyOf(this.hash, header, readHeader);
   }
 
   /** Counts a finished call by the target its last attempt went to (the first target when none did); returns that target. */
