@@ -296,10 +296,24 @@ class ClientProcess {
   }
 }
 
+/**
+ * `fetch` to the private agent, sent once more when the connection fails: the agent may close a
+ * kept-alive connection just as the next request goes out ("other side closed"), which says
+ * nothing about what is measured. (Every request here may be repeated: catalog registrations
+ * are idempotent.)
+ */
+async function agentFetch(url: string, init?: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch {
+    return fetch(url, init);
+  }
+}
+
 async function registerScaleService(base: string, service: string, count: number): Promise<void> {
   const node = `${service}-node`;
   const put = async (body: unknown) => {
-    const response = await fetch(`${base}/v1/catalog/register`, { method: "PUT", body: JSON.stringify(body) });
+    const response = await agentFetch(`${base}/v1/catalog/register`, { method: "PUT", body: JSON.stringify(body) });
     if (!response.ok) throw new Error(`catalog register: ${response.status} ${await response.text()}`);
   };
   await put({ Node: node, Address: "127.0.0.1" });
@@ -323,7 +337,7 @@ async function registerScaleService(base: string, service: string, count: number
 
 async function flipCheck(base: string, service: string, n: number, status: "passing" | "critical"): Promise<void> {
   const id = `${service}-${n}`;
-  const response = await fetch(`${base}/v1/catalog/register`, {
+  const response = await agentFetch(`${base}/v1/catalog/register`, {
     method: "PUT",
     body: JSON.stringify({ Node: `${service}-node`, Address: "127.0.0.1", SkipNodeUpdate: true, Check: { CheckID: `service:${id}`, Name: `Service '${service}' check`, ServiceID: id, Status: status, Output: status } }),
   });
@@ -332,7 +346,7 @@ async function flipCheck(base: string, service: string, n: number, status: "pass
 
 async function scaleRun(agent: PrivateConsul, base: string, service: string, instances: number, mode: "default" | "cached", clients: number): Promise<ScaleRow> {
   const victim = `${service}-0`;
-  const backend = (await fetch(`${base}/v1/health/service/${service}?passing=1&index=1&wait=1ms${mode === "cached" ? "&cached" : ""}`)).headers.get("x-consul-query-backend") ?? "(none)";
+  const backend = (await agentFetch(`${base}/v1/health/service/${service}?passing=1&index=1&wait=1ms${mode === "cached" ? "&cached" : ""}`)).headers.get("x-consul-query-backend") ?? "(none)";
   // BENCH_CLIENT_PROF=<dir>: a CPU profile of the client over each row's changes window.
   const profileOut = process.env.BENCH_CLIENT_PROF ? `${process.env.BENCH_CLIENT_PROF}/client-${instances}-${mode}-${clients}.cpuprofile` : "";
   const client = new ClientProcess({ CONSUL_HTTP_PORT: String(agent.httpPort), SERVICE: service, CLIENTS: String(clients), CACHED: mode === "cached" ? "1" : "0", WATCHED: victim, PROFILE_OUT: profileOut });
@@ -412,7 +426,7 @@ async function scalePart(): Promise<ScaleRow[]> {
           console.error(`scale: ${JSON.stringify(row)}`);
           rows.push(row);
         }
-        await fetch(`${base}/v1/catalog/deregister`, { method: "PUT", body: JSON.stringify({ Node: `${service}-node` }) });
+        await agentFetch(`${base}/v1/catalog/deregister`, { method: "PUT", body: JSON.stringify({ Node: `${service}-node` }) });
       }
     } finally {
       await agent.stop();
