@@ -73,7 +73,8 @@ export class AnswerConnection {
     const headers = Object.entries(options.headers ?? {})
       .map(([name, value]) => `${name}: ${value}\r\n`)
       .join("");
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${this.host}:${this.port}\r\n${headers}\r\n`);
+    const host = this.host.includes(":") ? `[${this.host}]` : this.host;
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}:${this.port}\r\n${headers}\r\n`);
     const fail = (error: Error) => {
       // The connection is in an unknown state (a half-read answer): drop it.
       this.#drop();

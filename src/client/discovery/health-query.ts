@@ -95,7 +95,10 @@ export function healthQuery(consul: ConsulClient, view: "service" | "connect", b
   // The package gives every client a keep-alive http.Agent: an agent for a Unix socket is not
   // that plain TCP connection, and takes the package's path.
   const agentPath = (client._opts?.agent as { options?: { path?: string | null } } | undefined)?.options?.path;
-  if (base?.protocol === "http:" && !agentPath && base.hostname && base.port) return connectionQuery(client, view, buffers, base.hostname, Number(base.port), base.path ?? "/v1");
+  if (base?.protocol === "http:" && !agentPath && base.hostname && base.port) {
+    const host = base.hostname.replace(/^\[(.*)\]$/, "$1"); // an IPv6 address comes bracketed, as in a URL
+    return connectionQuery(client, view, buffers, host, Number(base.port), base.path ?? "/v1");
+  }
   return packageQuery(client, view, buffers);
 }
 
