@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { DescService } from "@bufbuild/protobuf";
-import { Code, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 // The type of the request listener the servers below take (createNodeAdapter's is one).
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Registry } from "prom-client";
@@ -22,6 +22,7 @@ import { createNodeAdapter, type HostLog } from "./node-adapter.js";
 import { readTlsFiles, watchTlsFiles, type TlsFiles } from "../platform/tls-files.js";
 import type { MeshIdentity, MeshMaterial } from "../platform/mesh/identity.js";
 import { connectionContextValues, connectionOf } from "./call-connection.js";
+import type { MeshAuthorizer } from "./mesh/authorization.js";
 import { meshPeerOf } from "./mesh/peer.js";
 import { fuseObservers } from "./interceptors/observe-calls.js";
 import { keepContextInStreams, recordStreamContext } from "./stream-context.js";
@@ -105,6 +106,13 @@ export interface ServerHostOptions {
    * decision (mesh/authorization.ts), which runService puts in the chain. Excludes `tls`.
    */
   mesh?: MeshIdentity;
+  /**
+   * With `mesh`: the authorizer whose interceptor decides the calls, to decide as well what the
+   * host answers itself (a method it does not serve), so a caller the intentions deny gets
+   * PERMISSION_DENIED there too, not UNIMPLEMENTED. Without it, only the caller's certificate is
+   * checked there.
+   */
+  meshAuthorizer?: MeshAuthorizer;
 }
 
 /** ServerHost is a running server: one port serving gRPC, gRPC-Web and Connect. */
@@ -174,16 +182,26 @@ export async function startServerHost(options: ServerHostOptions): Promise<Serve
     // Anything that is not an RPC: Prometheus' scrape, over HTTP/1.1 on the same port, and
     // gRPC calls of methods not served (UNIMPLEMENTED, as gRPC servers answer them).
     fallback(request, response) {
+      const meshRefusal = (): ConnectError | undefined => {
+        const connection = connectionOf(request);
+        const authorizer = options.meshAuthorizer;
+        if (authorizer) {
+          const header = (name: string) => [request.headers[name] ?? []].flat().join(", ") || undefined;
+          return authorizer.refusal({ connection, path: request.url?.split("?")[0] ?? "", method: request.method ?? "POST", header });
+        }
+        const peer = meshPeerOf(connection, options.mesh?.current()?.trustDomain ?? "");
+        return peer.id ? undefined : new ConnectError(peer.detail, Code.Unauthenticated);
+      };
       if (options.metrics && request.method === "GET" && request.url?.split("?")[0] === "/metrics") {
         // Both Node's HTTP/1.1 and HTTP/2 compatibility responses have writeHead and end.
         serveMetrics(options.metrics, request as http.IncomingMessage, response as http.ServerResponse, options.metricsAccess);
         return;
       }
-      // On a mesh port, a caller without a mesh certificate learns nothing, not even which
-      // methods exist: the same UNAUTHENTICATED as for a method that does.
-      const peer = options.mesh && meshPeerOf(connectionOf(request), options.mesh.current()?.trustDomain ?? "");
-      if (peer && !peer.id) {
-        if (answerTrailersOnly(request, response, Code.Unauthenticated, peer.detail)) return;
+      // On a mesh port, a caller without a mesh certificate, or one the intentions deny, learns
+      // nothing, not even which methods exist: the answer a method that exists would give it.
+      const refused = options.mesh ? meshRefusal() : undefined;
+      if (refused) {
+        if (answerTrailersOnly(request, response, refused.code, refused.rawMessage)) return;
       } else if (answerUnknownMethod(request, response, servedServices)) return;
       if (options.httpFallback?.(request as http.IncomingMessage, response as http.ServerResponse)) return;
       (response as http.ServerResponse).writeHead(404);

@@ -20,7 +20,7 @@ import { collectDefaultMetrics, register } from "prom-client";
 import { registerInConsul } from "./registration.js";
 import { meshIdentity, type MeshIdentity } from "../platform/mesh/identity.js";
 import { watchIntentions } from "../platform/mesh/intentions-watch.js";
-import { meshAuthorization } from "./mesh/authorization.js";
+import { meshAuthorizer as createMeshAuthorizer } from "./mesh/authorization.js";
 import { startAdminServer, type AdminServer } from "./metrics-endpoint.js";
 
 /** What a started service hands back to the host. */
@@ -174,6 +174,8 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
   const consul = createConsulClient(consulAddress);
   const mesh = meshOn ? await startMesh(consul, identity.name, meshReadyTimeoutMs, log) : undefined;
   const runtime = await definition.start(config, { instanceId, log, consul, ...(mesh ? { mesh: mesh.identity } : {}) });
+  // One authorizer decides the calls (its interceptor) and what the host answers itself.
+  const meshAuthorizer = mesh ? createMeshAuthorizer({ identity: mesh.identity, intentions: mesh.intentions, metrics: register, log }) : undefined;
   const server = await startServerHost({
     routes: runtime.routes,
     log,
@@ -189,7 +191,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
       serverMetrics(register),
       errorMapping(log),
       // Who may call, before any work is spent on the call (and before shedding, so a refused caller takes no slot).
-      ...(mesh ? [meshAuthorization({ identity: mesh.identity, intentions: mesh.intentions, metrics: register, log })] : []),
+      ...(meshAuthorizer ? [meshAuthorizer.interceptor] : []),
       // Shedding comes before any work (auth, validation, the handler) and after the metrics, which count what it refused.
       ...(maxInFlight > 0 ? [loadShedding({ maxInFlight, retryAfterMs: pushbackMs })] : []),
       serverDeadline(),
@@ -198,7 +200,7 @@ export async function runService<Config>(definition: ServiceDefinition<Config>):
     ],
     // On the service port unless an admin port of their own is configured.
     ...(metricsPort === undefined ? { metrics: register, ...(metricsToken ? { metricsAccess: { token: metricsToken } } : {}) } : {}),
-    ...(mesh ? { mesh: mesh.identity } : {}),
+    ...(mesh ? { mesh: mesh.identity, meshAuthorizer } : {}),
     ...(tlsCertFile && tlsKeyFile
       ? { tls: { certFile: tlsCertFile, keyFile: tlsKeyFile, ...(tlsCaFile ? { caFile: tlsCaFile } : {}), requireClientCert: tlsRequireClientCert } }
       : {}),

@@ -152,8 +152,22 @@ describe("service mesh identity and intentions (Connect native), against the rea
     const unknown = await rawTlsCall(port, "/meshkit.echo.v1.EchoService/NoSuchMethod", echoBody, { ca: leaf.ca, ALPNProtocols: ["h2"] });
     assert.equal(unknown.grpcStatus, Code.Unauthenticated);
     // With a mesh certificate, an unknown method is UNIMPLEMENTED as usual.
-    const known = await rawTlsCall(port, "/meshkit.echo.v1.EchoService/NoSuchMethod", echoBody, { ca: leaf.ca, cert: leaf.cert, key: leaf.key, ALPNProtocols: ["h2"] });
+    const unknownWithLeaf = () => rawTlsCall(port, "/meshkit.echo.v1.EchoService/NoSuchMethod", echoBody, { ca: leaf.ca, cert: leaf.cert, key: leaf.key, ALPNProtocols: ["h2"] });
+    const known = await unknownWithLeaf();
     assert.equal(known.grpcStatus, Code.Unimplemented);
+    // A caller the intentions deny learns no more: PERMISSION_DENIED for a method that does not
+    // exist too, as for one that does.
+    await writeIntentions(destination, [{ Name: caller, Action: "deny" }]);
+    try {
+      const deniedUnknown = await eventually("the deny intention to apply to an unknown method", async () => {
+        const answer = await unknownWithLeaf();
+        return answer.grpcStatus === Code.PermissionDenied ? answer : undefined;
+      }, { timeoutMs: 5_000, intervalMs: 50 });
+      assert.match(deniedUnknown.grpcMessage, new RegExp(`"${caller}" may not call "${destination}"`));
+    } finally {
+      await deleteIntentions(destination);
+    }
+    await eventually("the unknown method to be UNIMPLEMENTED again", async () => ((await unknownWithLeaf()).grpcStatus === Code.Unimplemented ? true : undefined), { timeoutMs: 5_000, intervalMs: 50 });
     // A certificate from another CA.
     const pki = await createTestPki("mesh-foreign");
     const foreign = await pki.issue(caller);

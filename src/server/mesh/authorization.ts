@@ -4,7 +4,7 @@ import type { Logger } from "../../platform/log.js";
 import type { MeshIdentity } from "../../platform/mesh/identity.js";
 import type { DenyReason } from "../../platform/mesh/intentions.js";
 import type { IntentionsWatch } from "../../platform/mesh/intentions-watch.js";
-import { callConnectionKey } from "../call-connection.js";
+import { callConnectionKey, type CallConnection } from "../call-connection.js";
 import { meshPeerOf, type UnauthenticatedReason } from "./peer.js";
 
 /** MeshAuthorizationOptions configure `meshAuthorization`. */
@@ -23,8 +23,28 @@ export interface MeshAuthorizationOptions {
 /** The services a caller without a mesh certificate may still reach: Consul's own health check has no leaf. */
 const openServices = new Set(["grpc.health.v1.Health"]);
 
+/** What the mesh knows of a request it decides: its connection, gRPC path, HTTP method and headers. */
+export interface MeshRequest {
+  connection: CallConnection | undefined;
+  path: string;
+  method: string;
+  header: (name: string) => string | undefined;
+}
+
 /**
- * meshAuthorization decides every call by Consul's intentions, locally: the caller's service is
+ * MeshAuthorizer decides requests by Consul's intentions: `interceptor` for the calls a service
+ * serves, `refusal` for what the host answers itself (a method it does not serve), so that a
+ * caller the intentions deny learns no more of the service than one they allow would of a
+ * method: PERMISSION_DENIED either way, not UNIMPLEMENTED.
+ */
+export interface MeshAuthorizer {
+  interceptor: Interceptor;
+  /** The refusal of `request` (counted and logged as a call's), or undefined when it may go on. */
+  refusal(request: MeshRequest): ConnectError | undefined;
+}
+
+/**
+ * meshAuthorizer decides every call by Consul's intentions, locally: the caller's service is
  * the SPIFFE ID of its client certificate (peer.ts), the call's gRPC path
  * (`/<package>.<Service>/<Method>`), HTTP method and metadata are what L7 permissions match.
  * The policy is read per call from the watch, so a changed intention applies to connections
@@ -35,14 +55,14 @@ const openServices = new Set(["grpc.health.v1.Health"]);
  * services and nothing else. Both count in `meshkit_server_intention_denials_total{source,reason}`
  * (source "" when unauthenticated) and are logged once per source and reason per minute.
  */
-export function meshAuthorization(options: MeshAuthorizationOptions): Interceptor {
+export function meshAuthorizer(options: MeshAuthorizationOptions): MeshAuthorizer {
   const registry = options.metrics ?? defaultRegistry;
   const denials = denialCounter(registry);
   registerStalenessGauge(registry, options);
   const destination = options.identity.service;
   const logIntervalMs = options.logIntervalMs ?? 60_000;
   const lastLogged = new Map<string, number>();
-  const refuse = (source: string, reason: DenyReason | UnauthenticatedReason | "not_ready", code: Code, message: string): never => {
+  const refuse = (source: string, reason: DenyReason | UnauthenticatedReason | "not_ready", code: Code, message: string): ConnectError => {
     denials.inc({ source, reason });
     const key = `${source}\u0000${reason}`;
     const now = performance.now();
@@ -52,27 +72,39 @@ export function meshAuthorization(options: MeshAuthorizationOptions): Intercepto
       lastLogged.set(key, now);
       options.log.warn({ source, destination, reason }, `mesh call refused: ${message} (logged once a minute per source and reason)`);
     }
-    throw new ConnectError(message, code);
+    return new ConnectError(message, code);
   };
-
-  return (next) => (request) => {
-    if (openServices.has(request.service.typeName)) return next(request);
+  const refusal = (request: MeshRequest): ConnectError | undefined => {
     const material = options.identity.current();
     const policy = options.intentions.policy();
     if (!material || !policy) return refuse("", "not_ready", Code.Unavailable, `${destination} has not yet read its mesh identity and intentions from Consul`);
-    const peer = meshPeerOf(request.contextValues.get(callConnectionKey), material.trustDomain);
+    const peer = meshPeerOf(request.connection, material.trustDomain);
     if (!peer.id) return refuse("", peer.reason, Code.Unauthenticated, `${peer.detail}`);
     const source = peer.id.service;
-    const decision = policy.decide({
-      source,
-      sourceNamespace: peer.id.namespace,
-      path: `/${request.service.typeName}/${request.method.name}`,
-      method: request.requestMethod,
-      header: (name) => request.header.get(name) ?? undefined,
-    });
+    const decision = policy.decide({ source, sourceNamespace: peer.id.namespace, path: request.path, method: request.method, header: request.header });
     if (!decision.allowed) return refuse(source, decision.reason, Code.PermissionDenied, `"${source}" may not call "${destination}": denied by the mesh's intentions`);
-    return next(request);
+    return undefined;
   };
+
+  return {
+    interceptor: (next) => (request) => {
+      if (openServices.has(request.service.typeName)) return next(request);
+      const refused = refusal({
+        connection: request.contextValues.get(callConnectionKey),
+        path: `/${request.service.typeName}/${request.method.name}`,
+        method: request.requestMethod,
+        header: (name) => request.header.get(name) ?? undefined,
+      });
+      if (refused) throw refused;
+      return next(request);
+    },
+    refusal,
+  };
+}
+
+/** meshAuthorization is `meshAuthorizer(options).interceptor`: the calls a service serves, decided by intentions. */
+export function meshAuthorization(options: MeshAuthorizationOptions): Interceptor {
+  return meshAuthorizer(options).interceptor;
 }
 
 const counters = new WeakMap<Registry, Counter<"source" | "reason">>();
