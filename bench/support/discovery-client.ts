@@ -9,7 +9,8 @@
  *   - { type: "memory", heapUsed, rss }: on request, after a full GC (run with --expose-gc);
  *   - { type: "profiled" }: after "profile-stop" wrote the CPU profile taken since "profile-start"
  *     to PROFILE_OUT (the bench's changes window only, not the start-up).
- * Env: CONSUL_HTTP_PORT, SERVICE, CLIENTS (default 1), CACHED ("1": `?cached`), WATCHED, PROFILE_OUT.
+ * Env: CONSUL_HTTP_PORT, SERVICE, CLIENTS (default 1), CACHED ("1": `?cached`), WATCHED, PROFILE_OUT,
+ * HEAP_SAMPLING ("1": an allocation-sampling profile, `.heapprofile`, instead of the CPU profile).
  * The bench passes BENCH_CLIENT_NODE_ARGS to its node (for example "--trace-gc").
  */
 import { writeFileSync } from "node:fs";

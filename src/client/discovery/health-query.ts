@@ -148,13 +148,11 @@ function connectionQuery(client: PackageClient, view: "service" | "connect", buf
  * parses the whole answer.)
  */
 function packageQuery(client: PackageClient, view: "service" | "connect", buffers: AnswerBuffers): HealthQuery {
-  let cancel: (() => void) | undefined;
   return {
     ask(options) {
       const ctx = Object.assign(new EventEmitter(), { includeResponse: true });
       const onAbort = () => ctx.emit("cancel");
       options.signal.addEventListener("abort", onAbort, { once: true });
-      cancel = onAbort;
       const token = client._defaults?.token;
       return (
         client._get(
@@ -181,6 +179,7 @@ function packageQuery(client: PackageClient, view: "service" | "connect", buffer
         ) as ReturnType<HealthQuery["ask"]>
       ).finally(() => options.signal.removeEventListener("abort", onAbort));
     },
-    close: () => cancel?.(),
+    // The package's agent keeps the connection; a query in flight ends with its signal.
+    close: () => undefined,
   };
 }
