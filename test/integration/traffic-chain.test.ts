@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Registry } from "prom-client";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { registerConsulResolver } from "../../src/grpc-js/index.js";
@@ -289,6 +290,15 @@ describe("traffic management from Consul's discovery chain: real Consul, echo pr
     const slow = v2[0]!;
     slow.signal("SIGHUP"); // answers 2 s late
     try {
+      // The instance turns slow when its event loop reads the signal; a call it read first would
+      // still be answered at once. Asked directly, it must time out before the test goes on.
+      const direct = createClient(EchoService, createGrpcTransport({ baseUrl: `http://127.0.0.1:${slow.port}` }));
+      await eventually("the v2 instance to answer late", () =>
+        direct.echo({ message: "probe" }, { timeoutMs: 200 }).then(
+          () => undefined,
+          (error: unknown) => (ConnectError.from(error).code === Code.DeadlineExceeded ? true : undefined),
+        ),
+      );
       const started = performance.now();
       assert.equal(await codeOf(client.echo({ message: "slow" }, { headers: { "x-slow": "1" } })), Code.DeadlineExceeded);
       const took = performance.now() - started;
