@@ -16,6 +16,8 @@ export interface ChainLeg {
   /** Its share of the calls, in percent (Consul's `Splits[].Weight`). */
   readonly weight: number;
   readonly instances: readonly Instance[];
+  /** The service `instances` are of: the leg's target's, or its failover target's; undefined with none. */
+  readonly service: string | undefined;
   /** The resolver's `LoadBalancer.Policy`; undefined: the channel's own balancer. */
   readonly balancer: BalancerSpec | undefined;
   /** The hash policies a `ring_hash` balancer keys calls by (the splitter's, else the resolver's). */
@@ -38,7 +40,7 @@ interface WatchedTarget {
 }
 
 /** One leg: its target and failover targets in order, watched. */
-interface WatchedLeg extends Omit<ChainLeg, "instances"> {
+interface WatchedLeg extends Omit<ChainLeg, "instances" | "service"> {
   readonly targets: readonly WatchedTarget[];
 }
 
@@ -198,7 +200,7 @@ export class ChainResolution {
     if (this.#closed) return;
     const why = this.#why ? `; ${this.#why}` : "";
     const resolved = this.#legs.map((leg) => ({ leg, chosen: leg.targets.find((watched) => watched.resolver.instances.length > 0) }));
-    const legs = resolved.map(({ leg, chosen }): ChainLeg => ({ name: leg.name, weight: leg.weight, instances: chosen?.resolver.instances ?? [], balancer: leg.balancer, hash: leg.hash }));
+    const legs = resolved.map(({ leg, chosen }): ChainLeg => ({ name: leg.name, weight: leg.weight, instances: chosen?.resolver.instances ?? [], service: chosen?.target.service, balancer: leg.balancer, hash: leg.hash }));
     if (resolved.length === 1) {
       this.onUpdate({ legs, note: `${describeLeg(resolved[0]!.leg, resolved[0]!.chosen)}${why}` });
       return;

@@ -7,6 +7,7 @@ import type { HostPort } from "../platform/config.js";
 import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
 import { ChainResolution, type ChainResolutionUpdate } from "./chain-resolution.js";
 import { chainServiceConfig, type ResolvedServiceConfig } from "./chain-service-config.js";
+import { addressKey, meshAddressBook } from "./mesh-address-book.js";
 
 /** What `grpc.experimental.registerResolver` takes (grpc-js does not export the type by name). */
 export type ResolverConstructor = Parameters<typeof grpc.experimental.registerResolver>[1];
@@ -95,6 +96,7 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
     }
 
     destroy(): void {
+      if (this.#target.mesh) meshAddressBook.withdraw(this.#target.service, this);
       this.#chain?.close();
       this.#chain = undefined;
       this.#unsubscribe?.();
@@ -108,20 +110,25 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
       const { service } = this.#target;
       const why = from.lastError ? ` (${from.lastError.message})` : "";
       const note = set.length ? `${set.length} passing instances of "${service}" in Consul` : `no passing instance of "${service}" in Consul${why}`;
-      this.#send({ legs: [{ name: service, weight: 100, instances: set, balancer: undefined, hash: [] }], note });
+      this.#send({ legs: [{ name: service, weight: 100, instances: set, service, balancer: undefined, hash: [] }], note });
     }
 
     #send({ legs, note }: ChainResolutionUpdate): void {
       // Every leg's instances in one list (an instance in two legs once): outlier detection above
       // a split must see them all; the split's config says which leg each belongs to.
-      const seen = new Set<string>();
+      // In the mesh, which service Consul lists at each address: the credentials accept that
+      // service's SPIFFE ID there (a redirect or failover to another service, mesh-address-book.ts).
+      const serviceAt = new Map<string, string>();
       const endpoints: grpc.experimental.Endpoint[] = [];
-      for (const instance of legs.flatMap((leg) => leg.instances)) {
-        const key = `${instance.address}|${instance.port}`;
-        if (seen.has(key)) continue;
-        seen.add(key);
-        endpoints.push({ addresses: [{ host: instance.address, port: instance.port }] });
+      for (const leg of legs) {
+        for (const instance of leg.instances) {
+          const key = addressKey(instance.address, instance.port);
+          if (serviceAt.has(key)) continue;
+          serviceAt.set(key, leg.service ?? this.#target.service);
+          endpoints.push({ addresses: [{ host: instance.address, port: instance.port }] });
+        }
       }
+      if (this.#target.mesh) meshAddressBook.publish(this.#target.service, this, serviceAt);
       let serviceConfig: grpc.experimental.StatusOr<ResolvedServiceConfig> | null = null;
       try {
         const config = chainServiceConfig(legs, this.#defaultServiceConfig);

@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import zlib from "node:zlib";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { encodeGrpcMessage } from "./grpc-message.js";
 import { addHeaders, frame, prefix } from "./grpc-wire.js";
 import { closeEarly } from "./close-early.js";
 
@@ -148,6 +149,8 @@ export class GrpcReply {
   private statusTrailers(error: ConnectError | undefined): http2.OutgoingHttpHeaders {
     const trailers = new Headers(this.responseTrailer);
     setTrailerStatus(trailers, error);
+    // As grpc-go encodes it, not as connect-es does (grpc-message.ts).
+    if (error) trailers.set("grpc-message", encodeGrpcMessage(error.rawMessage));
     return addHeaders({}, trailers);
   }
 }

@@ -1,5 +1,6 @@
 import type http from "node:http";
 import { closeEarly } from "./close-early.js";
+import { encodeGrpcMessage } from "./grpc-message.js";
 import type { NodeRequest, NodeResponse } from "./node-adapter.js";
 
 /**
@@ -33,7 +34,7 @@ export function answerTrailersOnly(request: NodeRequest, response: NodeResponse,
         ? "application/grpc"
         : undefined;
   if (!responseType) return false;
-  const headers = { "content-type": responseType, "grpc-status": String(status), "grpc-message": encodeURIComponent(message) };
+  const headers = { "content-type": responseType, "grpc-status": String(status), "grpc-message": encodeGrpcMessage(message) };
   if ("stream" in response) {
     // Node's compatibility response cannot end a stream with its headers: it would send them,
     // then an empty DATA frame, which gRPC clients do not read as trailers-only.

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { EchoRequestSchema, EchoResponseSchema, EchoService, EchoStreamRequestSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createLogger } from "../../src/platform/log.js";
@@ -63,6 +63,7 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
     router.service(EchoService, {
       echo(request, context) {
         handled.push(request.message);
+        if (request.message.startsWith("fail:")) throw new ConnectError(request.message.slice("fail:".length), Code.FailedPrecondition);
         if (request.message === "bin") {
           for (const value of ["AAEC", "AwQF"]) {
             context.responseHeader.append("x-data-bin", value);
@@ -142,6 +143,21 @@ describe("server host: gRPC answers as grpc-go and grpc-js servers give them, on
       const metrics = await fetch(`http://127.0.0.1:${host.port}/metrics`);
       assert.equal(metrics.status, 200, `${name} /metrics`);
       await metrics.text();
+    }
+  });
+
+  it("percent-encodes grpc-message as grpc-go does (only bytes outside printable ASCII, and %), so grpc-js reads a failure's message as it was written", async () => {
+    const message = `"web" may not call "echo": denied, 100% of 1/1 \u2014 \u2713`;
+    const answer = await rawExchange(lean.port, echoPath, { body: echoRequest(`fail:${message}`) });
+    const status = answer.trailers ?? answer.headers;
+    assert.equal(status["grpc-status"], "9");
+    assert.equal(status["grpc-message"], `"web" may not call "echo": denied, 100%25 of 1/1 %E2%80%94 %E2%9C%93`);
+    const client = new grpc.Client(`127.0.0.1:${lean.port}`, grpc.credentials.createInsecure());
+    try {
+      const failure = await grpcJsEcho(client, echoPath, `fail:${message}`);
+      assert.deepEqual([failure.code, failure.details], [grpc.status.FAILED_PRECONDITION, message]);
+    } finally {
+      client.close();
     }
   });
 

@@ -207,6 +207,40 @@ describe("service mesh identity and intentions (Connect native), against the rea
     }
   });
 
+  it("a grpc-js mesh channel follows its chain's Redirect to another service and accepts that service's SPIFFE ID at the addresses Consul lists for it", async () => {
+    registerConsulResolver({ consul });
+    await identity!.ready();
+    // A name with no instances of its own, whose resolver sends every call to `destination`.
+    const alias = `echo-alias-${suffix}`;
+    await consulRequest("PUT", "/config", { Kind: "service-resolver", Name: alias, Redirect: { Service: destination } });
+    const credentials = meshChannelCredentials(identity!, alias);
+    const channel = new grpc.Client(`consul:///${alias}?mesh=true`, credentials);
+    try {
+      const echo = () =>
+        new Promise<string>((resolve, reject) =>
+          channel.makeUnaryRequest(echoPath, (text: string) => Buffer.from(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message: text }))), (bytes: Buffer) => fromBinary(EchoResponseSchema, bytes).message, "redirected", new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error, reply) =>
+            error ? reject(error) : resolve(reply!),
+          ),
+        );
+      // Retried only while an earlier test's deny intention, deleted, may still apply; a refused
+      // handshake (UNAVAILABLE naming the SPIFFE ID) fails each try, and the timeout reports it.
+      const answer = await eventually(
+        "a call through the redirect",
+        () =>
+          echo().catch((error: grpc.ServiceError) => {
+            assert.equal(error.code, grpc.status.PERMISSION_DENIED, `${grpc.status[error.code]}: ${error.details}`);
+            return undefined;
+          }),
+        { timeoutMs: 5_000, intervalMs: 100 },
+      );
+      assert.equal(answer, "redirected");
+    } finally {
+      channel.close();
+      credentials.stop();
+      await consulRequest("DELETE", `/config/service-resolver/${alias}`);
+    }
+  });
+
   it("the mesh client refuses a server whose SPIFFE ID names another service", async () => {
     // Resolve `destination` but expect a different name: the server's leaf names `destination`.
     const impostor = createMeshTransport({

@@ -50,6 +50,7 @@ const leg = (name: string, weight: number, ports: number[], balancer?: "round_ro
   name,
   weight,
   instances: ports.map((port) => instance(port)),
+  service: name,
   balancer: balancer && { name: balancer, ring: undefined, key: balancer },
   hash: balancer === "ring_hash" ? [{ header: "x-user", constant: undefined, terminal: false }] : [],
 });

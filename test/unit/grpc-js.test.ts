@@ -6,6 +6,7 @@ import { checkGrpcJsVersion } from "../../src/grpc-js/grpc-js-version.js";
 import { ConsulTargetError, parseConsulTarget } from "../../src/grpc-js/consul-target.js";
 import { recommendedClientOptions, recommendedServiceConfig } from "../../src/grpc-js/service-config.js";
 import { registerConsulResolver } from "../../src/grpc-js/register.js";
+import { addressKey, MeshAddressBook } from "../../src/grpc-js/mesh-address-book.js";
 
 describe("consul: targets", () => {
   it("reads consul:///<service> as the default agent's service", () => {
@@ -96,5 +97,24 @@ describe("recommended service config", () => {
     client.close();
     // The same check refuses a broken config: proof that it ran.
     assert.throws(() => new grpc.Client("127.0.0.1:1", grpc.credentials.createInsecure(), { "grpc.service_config": JSON.stringify({ retryThrottling: { maxTokens: 0 } }) }));
+  });
+});
+
+describe("MeshAddressBook: which service Consul lists at an address a mesh channel resolved", () => {
+  it("answers per channel service, from any resolver's current list, and forgets a withdrawn resolver's", () => {
+    const book = new MeshAddressBook();
+    const first = {};
+    const second = {};
+    book.publish("orders", first, new Map([[addressKey("10.0.0.1", 8443), "orders-v2"]]));
+    book.publish("orders", second, new Map([[addressKey("::1", 9443), "orders-dc2"]]));
+    assert.equal(book.serviceAt("orders", "10.0.0.1", 8443), "orders-v2");
+    assert.equal(book.serviceAt("orders", "::1", 9443), "orders-dc2");
+    assert.equal(book.serviceAt("orders", "10.0.0.1", 9443), undefined, "another port");
+    assert.equal(book.serviceAt("users", "10.0.0.1", 8443), undefined, "another channel service");
+    // A new list replaces the resolver's last one.
+    book.publish("orders", first, new Map());
+    assert.equal(book.serviceAt("orders", "10.0.0.1", 8443), undefined);
+    book.withdraw("orders", second);
+    assert.equal(book.serviceAt("orders", "::1", 9443), undefined);
   });
 });

@@ -21,10 +21,10 @@ import { CallCredentials, ChannelCredentials, type experimental } from "@grpc/gr
 export class LiveTlsCredentials extends ChannelCredentials {
   constructor(
     /** Read at each connection: `ca`, `cert`, `key`, and `servername` (default: the host). */
-    private readonly material: http2.SecureClientSessionOptions,
+    protected readonly material: http2.SecureClientSessionOptions,
     /** The instance's host, for SNI and the hostname check; undefined for neither (mesh: SPIFFE IDs, IP addresses). */
     private readonly host: string | undefined,
-    private readonly callCredentials = CallCredentials.createEmpty(),
+    protected readonly callCredentials = CallCredentials.createEmpty(),
   ) {
     super();
   }
@@ -41,10 +41,21 @@ export class LiveTlsCredentials extends ChannelCredentials {
     return other === this;
   }
 
+  /**
+   * How the server's certificate is checked on a connection over `socket`: the material's
+   * `checkServerIdentity` when given (the mesh's SPIFFE check, mesh-tls.ts), else Node's
+   * hostname check. A subclass may check by the address connected to.
+   */
+  protected serverCheck(_socket: Socket): ConnectionOptions["checkServerIdentity"] {
+    return this.material.checkServerIdentity;
+  }
+
   _createSecureConnector(): experimental.SecureConnector {
     const { material, host, callCredentials } = this;
+    const serverCheck = (socket: Socket) => this.serverCheck(socket);
     return {
       connect(socket: Socket): Promise<experimental.SecureConnectResult> {
+        const checkServerIdentity = serverCheck(socket);
         const servername = material.servername ?? (host === undefined || isIP(host) ? undefined : host);
         const options: ConnectionOptions = {
           socket,
@@ -53,8 +64,7 @@ export class LiveTlsCredentials extends ChannelCredentials {
           ca: material.ca,
           cert: material.cert,
           key: material.key,
-          // The mesh's SPIFFE check (mesh-tls.ts) replaces the hostname check when given.
-          ...(material.checkServerIdentity ? { checkServerIdentity: material.checkServerIdentity } : {}),
+          ...(checkServerIdentity ? { checkServerIdentity } : {}),
           ALPNProtocols: ["h2"],
         };
         return new Promise((resolve, reject) => {
