@@ -1,10 +1,9 @@
 import { headerValueMatches, type HeaderKind } from "../../platform/mesh/header-condition.js";
 import { re2FullMatch } from "../../platform/mesh/re2-regex.js";
+import { anyPath, compilePathCondition, pathMatches, type PathCondition } from "../../platform/mesh/path-condition.js";
 import type { ServiceRouteHTTPMatch, ServiceRouteHTTPMatchHeader } from "./chain.js";
 import { readHeader, type HeaderInit } from "./headers.js";
 import type { Problem } from "./problems.js";
-
-type PathKind = "any" | "exact" | "prefix" | "regex";
 
 /** One compiled header condition of a route. */
 interface HeaderRule {
@@ -18,9 +17,7 @@ interface HeaderRule {
 
 /** RouteMatcher is one route's match, compiled: the path part, its header conditions, its methods. */
 export interface RouteMatcher {
-  readonly pathKind: PathKind;
-  readonly path: string;
-  readonly pathRegex: RegExp | undefined;
+  readonly path: PathCondition;
   readonly headers: readonly HeaderRule[];
   /** False when the route can never match a gRPC call (Methods without POST, or a QueryParam condition). */
   readonly possible: boolean;
@@ -44,20 +41,11 @@ export interface RouteMatcher {
  * route is skipped rather than guessed at.
  */
 export function compileRouteMatch(http: ServiceRouteHTTPMatch | undefined | null, where: string, problems: Problem[]): RouteMatcher | undefined {
-  if (!http) return { pathKind: "any", path: "", pathRegex: undefined, headers: [], possible: true };
-  let pathKind: PathKind = "any";
-  let path = "";
-  let pathRegex: RegExp | undefined;
-  if (http.PathExact) [pathKind, path] = ["exact", http.PathExact];
-  else if (http.PathPrefix) [pathKind, path] = ["prefix", http.PathPrefix];
-  else if (http.PathRegex) {
-    [pathKind, path] = ["regex", http.PathRegex];
-    const compiled = re2FullMatch(http.PathRegex);
-    if (!compiled.ok) {
-      problems.push({ kind: "invalid_regex", message: `${where}.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${compiled.error}): the route is skipped` });
-      return undefined;
-    }
-    pathRegex = compiled.regex;
+  if (!http) return { path: anyPath, headers: [], possible: true };
+  const { condition: path, regexError } = compilePathCondition(http);
+  if (regexError !== undefined) {
+    problems.push({ kind: "invalid_regex", message: `${where}.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${regexError}): the route is skipped` });
+    return undefined;
   }
   const headers: HeaderRule[] = [];
   for (const [index, header] of (http.Header ?? []).entries()) {
@@ -71,7 +59,7 @@ export function compileRouteMatch(http: ServiceRouteHTTPMatch | undefined | null
     problems.push({ kind: "unsupported_field", message: `${where}.QueryParam: a gRPC request has no query string, so this route never matches (as in Envoy)` });
     possible = false;
   }
-  return { pathKind, path, pathRegex, headers, possible };
+  return { path, headers, possible };
 }
 
 function compileHeader(header: ServiceRouteHTTPMatchHeader, where: string, problems: Problem[]): HeaderRule | "invalid" | undefined {
@@ -92,18 +80,9 @@ function compileHeader(header: ServiceRouteHTTPMatchHeader, where: string, probl
   return undefined; // Consul skips it too ("this impossible situation")
 }
 
-/** Whether `path` (`/<package>.<Service>/<Method>`) satisfies the route's path part. */
+/** Whether `path` (`/<package>.<Service>/<Method>`) satisfies the route's path part (a route whose regex did not compile is skipped when compiled). */
 export function matchesPath(matcher: RouteMatcher, path: string): boolean {
-  switch (matcher.pathKind) {
-    case "any":
-      return true;
-    case "exact":
-      return path === matcher.path;
-    case "prefix":
-      return path.startsWith(matcher.path);
-    case "regex":
-      return matcher.pathRegex!.test(path);
-  }
+  return pathMatches(matcher.path, path) === true;
 }
 
 /** Whether the call's headers satisfy every header condition of the route. */

@@ -1,5 +1,6 @@
 import type { CallAttributes } from "./intentions.js";
 import { re2FullMatch } from "./re2-regex.js";
+import { anyPath, compilePathCondition, pathMatches, type PathCondition } from "./path-condition.js";
 import { headerValueMatches, type HeaderKind } from "./header-condition.js";
 
 /** ConsulHeaderPermission is Consul's structs.IntentionHTTPHeaderPermission (one header rule). */
@@ -51,16 +52,11 @@ export interface HeaderRule {
   readonly invert: boolean;
 }
 
-/** PathKind is which path field a permission uses; "any" when it sets none. */
-export type PathKind = "any" | "exact" | "prefix" | "regex";
-
 /** CompiledPermission is one permission ready to match calls: its parts are ANDed. */
 export interface CompiledPermission {
   readonly allow: boolean;
-  readonly pathKind: PathKind;
-  readonly path: string;
-  /** Undefined for a PathRegex that did not compile (the part answers "unknown"). */
-  readonly pathRegex: RegExp | undefined;
+  /** A PathRegex that did not compile answers "unknown". */
+  readonly path: PathCondition;
   readonly headers: readonly HeaderRule[];
   /** Undefined when the permission names no methods (any method). */
   readonly methods: readonly string[] | undefined;
@@ -85,20 +81,11 @@ export function compilePermission(permission: ConsulIntentionPermission, where: 
   const http = permission.HTTP;
   if (http === undefined || http === null) {
     problems.push(`${where} has no HTTP: it matches every call (as in Consul's rbac.go, though Consul's validation requires HTTP)`);
-    return { allow, pathKind: "any", path: "", pathRegex: undefined, headers: [], methods: undefined };
+    return { allow, path: anyPath, headers: [], methods: undefined };
   }
 
-  let pathKind: PathKind = "any";
-  let path = "";
-  let pathRegex: RegExp | undefined;
-  if (http.PathExact) [pathKind, path] = ["exact", http.PathExact];
-  else if (http.PathPrefix) [pathKind, path] = ["prefix", http.PathPrefix];
-  else if (http.PathRegex) {
-    [pathKind, path] = ["regex", http.PathRegex];
-    const compiled = re2FullMatch(http.PathRegex);
-    if (compiled.ok) pathRegex = compiled.regex;
-    else problems.push(`${where}.HTTP.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${compiled.error}); calls it would decide are denied (invalid_rule)`);
-  }
+  const { condition: path, regexError } = compilePathCondition(http);
+  if (regexError !== undefined) problems.push(`${where}.HTTP.PathRegex ${JSON.stringify(http.PathRegex)} does not compile (${regexError}); calls it would decide are denied (invalid_rule)`);
 
   const headers: HeaderRule[] = [];
   for (const [index, header] of (http.Header ?? []).entries()) {
@@ -106,8 +93,8 @@ export function compilePermission(permission: ConsulIntentionPermission, where: 
     if (rule !== undefined) headers.push(rule);
   }
   const methods = http.Methods && http.Methods.length > 0 ? [...http.Methods] : undefined;
-  if (pathKind === "any" && headers.length === 0 && methods === undefined) problems.push(`${where}.HTTP has no path, header or method: it matches every call (as in Consul)`);
-  return { allow, pathKind, path, pathRegex, headers, methods };
+  if (path.kind === "any" && headers.length === 0 && methods === undefined) problems.push(`${where}.HTTP has no path, header or method: it matches every call (as in Consul)`);
+  return { allow, path, headers, methods };
 }
 
 /** compileHeader picks the one condition a header rule uses, in convertPermission's order. */
@@ -134,19 +121,9 @@ function compileHeader(header: ConsulHeaderPermission, where: string, problems: 
  * otherwise an "unknown" part (a regex that did not compile) makes the answer "unknown".
  */
 export function matchPermission(permission: CompiledPermission, call: CallAttributes): Match {
-  let answer: Match = "yes";
-  switch (permission.pathKind) {
-    case "exact":
-      if (call.path !== permission.path) return "no";
-      break;
-    case "prefix":
-      if (!call.path.startsWith(permission.path)) return "no";
-      break;
-    case "regex":
-      if (permission.pathRegex === undefined) answer = "unknown";
-      else if (!permission.pathRegex.test(call.path)) return "no";
-      break;
-  }
+  const onPath = pathMatches(permission.path, call.path);
+  if (onPath === false) return "no";
+  let answer: Match = onPath === undefined ? "unknown" : "yes";
   if (permission.methods !== undefined && !permission.methods.includes(call.method)) return "no";
   const headers = permission.headers;
   for (let i = 0; i < headers.length; i++) {
