@@ -9,6 +9,7 @@ import { createMeshTransport, type MeshTransport } from "../../src/client/index.
 import { recommendedServiceConfig, registerConsulResolver } from "../../src/grpc-js/index.js";
 import { eventually } from "../support/infra.js";
 import { consulRequest } from "../support/mesh.js";
+import { startGrpcJsServer, unaryMethod } from "../support/grpc-js-server.js";
 import { startPrivateConsul, type PrivateConsul } from "../support/private-consul.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
@@ -26,27 +27,12 @@ const echoRetryPolicy = {
  * with no response headers (trailers only). The echo processes' injected faults come after their
  * response headers, which commits a grpc-js call (gRFC A6): no retryPolicy would retry those.
  */
-async function startInProcessEcho(id: string, answer: "ok" | "unavailable"): Promise<{ port: number; stop: () => void }> {
-  const server = new grpc.Server();
-  server.addService(
-    {
-      Echo: {
-        path: echoPath,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: (message: unknown) => Buffer.from(toBinary(EchoRequestSchema, message as ReturnType<typeof create<typeof EchoRequestSchema>>)),
-        requestDeserialize: (bytes: Buffer) => fromBinary(EchoRequestSchema, bytes),
-        responseSerialize: (message: unknown) => Buffer.from(toBinary(EchoResponseSchema, message as ReturnType<typeof create<typeof EchoResponseSchema>>)),
-        responseDeserialize: (bytes: Buffer) => fromBinary(EchoResponseSchema, bytes),
-      },
-    },
-    {
-      Echo: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        answer === "ok" ? callback(null, create(EchoResponseSchema, { message: "x", instanceId: id })) : callback({ code: grpc.status.UNAVAILABLE, details: "this instance is failing" }),
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))));
-  return { port, stop: () => server.forceShutdown() };
+function startInProcessEcho(id: string, answer: "ok" | "unavailable"): Promise<{ port: number; stop: () => void }> {
+  return startGrpcJsServer([
+    unaryMethod(EchoService.method.echo, (_call, callback) =>
+      answer === "ok" ? callback(null, create(EchoResponseSchema, { message: "x", instanceId: id })) : callback({ code: grpc.status.UNAVAILABLE, details: "this instance is failing" }),
+    ),
+  ]);
 }
 
 function countBy(values: readonly string[]): Map<string, number> {

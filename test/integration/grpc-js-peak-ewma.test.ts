@@ -1,44 +1,22 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { GetOrderRequestSchema, GetOrderResponseSchema, OrderService } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { peakEwmaPolicyName, recommendedServiceConfig } from "../../src/grpc-js/index.js";
+import { codec, startGrpcJsServer, unaryMethod } from "../support/grpc-js-server.js";
 
-const codec = <T extends DescMessage>(schema: T) => ({
-  serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
-  deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
-});
 const getOrderPath = `/${OrderService.typeName}/GetOrder`;
 
 /** A grpc-js server answering GetOrder after `delayMs`, counting the calls it served. */
 async function startServer(delayMs: number): Promise<{ port: number; served: () => number; stop: () => void }> {
-  const server = new grpc.Server();
   let served = 0;
-  const request = codec(GetOrderRequestSchema);
-  const response = codec(GetOrderResponseSchema);
-  server.addService(
-    {
-      GetOrder: {
-        path: getOrderPath,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: request.serialize,
-        requestDeserialize: request.deserialize,
-        responseSerialize: response.serialize,
-        responseDeserialize: response.deserialize,
-      },
-    },
-    {
-      GetOrder: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        served++;
-        setTimeout(() => callback(null, create(GetOrderResponseSchema, {})), delayMs);
-      },
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
-  return { port, served: () => served, stop: () => server.forceShutdown() };
+  const server = await startGrpcJsServer([
+    unaryMethod(OrderService.method.getOrder, (_call, callback) => {
+      served++;
+      setTimeout(() => callback(null, create(GetOrderResponseSchema, {})), delayMs);
+    }),
+  ]);
+  return { ...server, served: () => served };
 }
 
 /** The fast server's share of `calls` GetOrder calls, 4 in flight, on a channel with `serviceConfig`. */

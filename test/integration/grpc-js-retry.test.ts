@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, type DescMessage, type DescMethodUnary, type MessageShape } from "@bufbuild/protobuf";
 import {
   GetOrderRequestSchema,
   GetOrderResponseSchema,
@@ -9,11 +9,7 @@ import {
   ProcessOrdersResponseSchema,
 } from "../../gen/meshkit/orders/v1/orders_pb.js";
 import { recommendedClientOptions, recommendedServiceConfig } from "../../src/grpc-js/index.js";
-
-const codec = <T extends DescMessage>(schema: T) => ({
-  serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
-  deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
-});
+import { codec, startGrpcJsServer, unaryMethod } from "../support/grpc-js-server.js";
 
 function unary<I extends DescMessage, O extends DescMessage>(client: grpc.Client, path: string, input: I, output: O, deadlineMs = 2_000): Promise<MessageShape<O>> {
   return new Promise((resolve, reject) =>
@@ -32,35 +28,21 @@ const processOrdersPath = `/${OrderService.typeName}/ProcessOrders`;
  * retryPolicy (gRFC A6), which is the case the interceptor is for.
  */
 async function startFlakyServer(failuresPerMethod: number): Promise<{ port: number; calls: Map<string, number>; stop: () => void }> {
-  const server = new grpc.Server();
   const calls = new Map<string, number>();
-  const handler = (path: string, respond: () => object) => (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-    const count = (calls.get(path) ?? 0) + 1;
-    calls.set(path, count);
-    call.sendMetadata(new grpc.Metadata());
-    if (count <= failuresPerMethod) callback({ code: grpc.status.UNAVAILABLE, details: "instance going away" });
-    else callback(null, respond());
-  };
-  const method = (path: string, input: DescMessage, output: DescMessage) => ({
-    path,
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: codec(input).serialize,
-    requestDeserialize: codec(input).deserialize,
-    responseSerialize: codec(output).serialize,
-    responseDeserialize: codec(output).deserialize,
-  });
-  server.addService(
-    { GetOrder: method(getOrderPath, GetOrderRequestSchema, GetOrderResponseSchema), ProcessOrders: method(processOrdersPath, ProcessOrdersRequestSchema, ProcessOrdersResponseSchema) },
-    {
-      GetOrder: handler(getOrderPath, () => create(GetOrderResponseSchema, {})),
-      ProcessOrders: handler(processOrdersPath, () => create(ProcessOrdersResponseSchema, { processed: 1 })),
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
-  return { port, calls, stop: () => server.forceShutdown() };
+  const flaky = <I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, respond: () => MessageShape<O>) =>
+    unaryMethod(method, (call, callback) => {
+      const path = `/${method.parent.typeName}/${method.name}`;
+      const count = (calls.get(path) ?? 0) + 1;
+      calls.set(path, count);
+      call.sendMetadata(new grpc.Metadata());
+      if (count <= failuresPerMethod) callback({ code: grpc.status.UNAVAILABLE, details: "instance going away" });
+      else callback(null, respond());
+    });
+  const server = await startGrpcJsServer([
+    flaky(OrderService.method.getOrder, () => create(GetOrderResponseSchema, {})),
+    flaky(OrderService.method.processOrders, () => create(ProcessOrdersResponseSchema, { processed: 1 })),
+  ]);
+  return { ...server, calls };
 }
 
 describe("meshkit/grpc-js: retries after the response headers arrived", () => {

@@ -5,13 +5,14 @@ import { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { Registry } from "prom-client";
 import { EchoRequestSchema, EchoResponseSchema, EchoService, EchoStreamRequestSchema } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createLogger } from "../../src/platform/log.js";
 import { errorMapping } from "../../src/server/interceptors/errors.js";
 import { startServerHost, type ServerHost, type ServerHostOptions } from "../../src/server/host.js";
+import { codec } from "../support/grpc-js-server.js";
 import { grpcFrame, rawCall, rawExchange } from "../support/raw-grpc.js";
 
 const echoPath = `/${EchoService.typeName}/Echo`;
@@ -19,10 +20,6 @@ const streamPath = `/${EchoService.typeName}/EchoStream`;
 const echoRequest = (message: string) => grpcFrame(toBinary(EchoRequestSchema, create(EchoRequestSchema, { message })));
 const streamRequest = (message: string, count: number) => grpcFrame(toBinary(EchoStreamRequestSchema, create(EchoStreamRequestSchema, { message, count })));
 
-const codec = <T extends DescMessage>(schema: T) => ({
-  serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
-  deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
-});
 
 /** One unary Echo call from a grpc-js client: the reply, or the status it failed with. */
 function grpcJsEcho(client: grpc.Client, path: string, message: string, deadlineMs = 10_000) {

@@ -4,46 +4,22 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import net from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { create, type MessageShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { EchoRequestSchema, EchoResponseSchema, EchoService } from "../../gen/meshkit/echo/v1/echo_pb.js";
 import { createMeshTransport } from "../../src/client/index.js";
 import { meshIdentity } from "../../src/platform/mesh/identity.js";
 import { consul, consulAddress, eventually } from "../support/infra.js";
 import { freePort } from "../support/free-port.js";
+import { codec, startGrpcJsServer, unaryMethod } from "../support/grpc-js-server.js";
 import { consulRequest, deleteIntentions, writeIntentions } from "../support/mesh.js";
 import { killProcess, startServiceProcess, type ServiceProcess } from "../support/service-process.js";
 
 const echoPath = `/${EchoService.typeName}/Echo`;
-const codec = <T extends DescMessage>(schema: T) => ({
-  serialize: (message: MessageShape<T>) => Buffer.from(toBinary(schema, message)),
-  deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
-});
 
 /** A plain @grpc/grpc-js server with EchoService, knowing nothing of the mesh. */
-async function startPlainGrpcServer(): Promise<{ port: number; stop: () => void }> {
-  const server = new grpc.Server();
-  server.addService(
-    {
-      Echo: {
-        path: echoPath,
-        requestStream: false,
-        responseStream: false,
-        requestSerialize: codec(EchoRequestSchema).serialize,
-        requestDeserialize: codec(EchoRequestSchema).deserialize,
-        responseSerialize: codec(EchoResponseSchema).serialize,
-        responseDeserialize: codec(EchoResponseSchema).deserialize,
-      },
-    },
-    {
-      Echo: (call: grpc.ServerUnaryCall<MessageShape<typeof EchoRequestSchema>, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        callback(null, create(EchoResponseSchema, { message: call.request.message, instanceId: "plain-grpc-js" })),
-    },
-  );
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
-  );
-  return { port, stop: () => server.forceShutdown() };
+function startPlainGrpcServer(): Promise<{ port: number; stop: () => void }> {
+  return startGrpcJsServer([unaryMethod(EchoService.method.echo, (call, callback) => callback(null, create(EchoResponseSchema, { message: call.request.message, instanceId: "plain-grpc-js" })))]);
 }
 
 /** Runs Consul's built-in mesh proxy (`consul connect proxy ...`) against the shared agent. */
