@@ -173,6 +173,51 @@ describe("meshkit/grpc-js: a consul: channel carries the chain's load-balancer p
     }
   });
 
+  it("a resolver's LoadBalancer { Policy = \"least_request\" } sends calls to the instance with fewer in flight: a slow one of two gets few, where round_robin gave it half", async () => {
+    // Two in-process instances registered by hand (no check: passing), one answering after 150 ms.
+    const name = `${service}-least`;
+    const servers = await Promise.all(
+      [0, 150].map((delayMs) =>
+        startGrpcJsServer([
+          unaryMethod(EchoService.method.echo, (_call, callback) => {
+            const answer = () => callback(null, create(EchoResponseSchema, { message: "x", instanceId: delayMs === 0 ? "fast" : "slow" }));
+            if (delayMs === 0) answer();
+            else setTimeout(answer, delayMs);
+          }),
+        ]),
+      ),
+    );
+    const register = (port: number, i: number) => consulRequest("PUT", "/agent/service/register", { ID: `${name}-${i}`, Name: name, Address: "127.0.0.1", Port: port }, { agent: agent!.address });
+    try {
+      await Promise.all(servers.map((server, i) => register(server.port, i)));
+      /** The fast instance's share of 96 calls, 8 in flight. */
+      const fastShare = async (echo: () => Promise<string>) => {
+        const ids: string[] = [];
+        await Promise.all(Array.from({ length: 8 }, async () => {
+          for (let i = 0; i < 12; i++) ids.push(await echo());
+        }));
+        return ids.filter((id) => id === "fast").length / ids.length;
+      };
+      const roundRobin = channel(recommendedServiceConfig(), name);
+      await eventually("both instances to answer", async () => (new Set((await roundRobin.sequential(4)).ids).size === 2 ? true : undefined));
+      const control = await fastShare(roundRobin.echo);
+      console.log(`      round_robin: the fast instance answered ${(control * 100).toFixed(0)}% of the calls`);
+      assert.ok(control <= 0.6, `round_robin gave the fast instance ${control}`);
+
+      await consulRequest("PUT", "/config", { Kind: "service-resolver", Name: name, LoadBalancer: { Policy: "least_request" } }, { agent: agent!.address });
+      const leastRequest = channel(recommendedServiceConfig(), name);
+      const share = await eventually("least_request to apply", async () => {
+        const measured = await fastShare(leastRequest.echo);
+        return measured >= 0.8 ? measured : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 10 });
+      console.log(`      least_request: the fast instance answered ${(share * 100).toFixed(0)}% of the calls`);
+    } finally {
+      await consulRequest("DELETE", `/config/service-resolver/${name}`, undefined, { agent: agent!.address }).catch(() => undefined);
+      await Promise.all(servers.map((_, i) => consulRequest("PUT", `/agent/service/deregister/${name}-${i}`, undefined, { agent: agent!.address }).catch(() => undefined)));
+      for (const server of servers) server.stop();
+    }
+  });
+
   it("a 90/10 splitter between two subsets: v2's measured share within 2 points of 10% over 4,000 calls; v1's two instances share v1's 90% by round_robin", async () => {
     await writeEntry({ Kind: "service-resolver", Name: service, Subsets: subsets });
     await writeEntry({ Kind: "service-splitter", Name: service, Splits: [{ Weight: 90, ServiceSubset: "v1" }, { Weight: 10, ServiceSubset: "v2" }] });
