@@ -66,6 +66,8 @@ export class ChainResolution {
   #legs: WatchedLeg[] = [];
   #why = "";
   #chainKnown = false;
+  /** The chain last applied (the shared watch hands the same object to every channel). */
+  #applied: Parameters<typeof compileChain>[0] | undefined;
   #closed = false;
   readonly #firstTimer: NodeJS.Timeout;
 
@@ -93,9 +95,14 @@ export class ChainResolution {
     }, firstAnswerTimeoutMs);
     this.#firstTimer.unref();
     // A watch shared with another channel may know the chain already; never report synchronously.
-    const known = this.#watch.current;
-    if (known) setImmediate(() => this.#apply(known.chain));
-    else if (this.#watch.failing) setImmediate(() => this.#fallBack(`the discovery chain is unavailable (${this.#watch.failing!.message})`));
+    // What it knows is read when the report is made, not now: a newer chain may arrive (and be
+    // applied by the subscription) in between, and must not be overwritten by this older one.
+    setImmediate(() => {
+      const latest = this.#watch.current;
+      if (latest) {
+        if (latest.chain !== this.#applied) this.#apply(latest.chain);
+      } else if (this.#watch.failing && !this.#chainKnown) this.#fallBack(`the discovery chain is unavailable (${this.#watch.failing.message})`);
+    });
   }
 
   /** Reports again what applies now (grpc-js asks after its balancer went idle with calls waiting). */
@@ -123,6 +130,7 @@ export class ChainResolution {
   #apply(chain: Parameters<typeof compileChain>[0]): void {
     if (this.#closed) return;
     this.#chainKnown = true;
+    this.#applied = chain;
     clearTimeout(this.#firstTimer);
     const compiled = compileChain(chain, this.selection.service);
     if ("error" in compiled) {
