@@ -7,7 +7,8 @@ import type { HostPort } from "../platform/config.js";
 import { parseConsulTarget, type ConsulTarget } from "./consul-target.js";
 import { ChainResolution, type ChainResolutionUpdate } from "./chain-resolution.js";
 import { chainServiceConfig, type ResolvedServiceConfig } from "./chain-service-config.js";
-import { addressKey, meshAddressBook } from "./mesh-address-book.js";
+import { addressKey } from "./load-balancer-mesh-balancer.js";
+import { meshAddressBook } from "./mesh-address-book.js";
 
 /** What `grpc.experimental.registerResolver` takes (grpc-js does not export the type by name). */
 export type ResolverConstructor = Parameters<typeof grpc.experimental.registerResolver>[1];
@@ -122,10 +123,11 @@ export function consulResolverClass(source: ConsulResolverSource): ResolverConst
       const endpoints: grpc.experimental.Endpoint[] = [];
       for (const leg of legs) {
         for (const instance of leg.instances) {
-          const key = addressKey(instance.address, instance.port);
+          const endpoint = { addresses: [{ host: instance.address, port: instance.port }] };
+          const key = addressKey(endpoint);
           if (serviceAt.has(key)) continue;
           serviceAt.set(key, leg.service ?? this.#target.service);
-          endpoints.push({ addresses: [{ host: instance.address, port: instance.port }] });
+          endpoints.push(endpoint);
         }
       }
       if (this.#target.mesh) meshAddressBook.publish(this.#target.service, this, serviceAt);

@@ -1,3 +1,5 @@
+import * as grpc from "@grpc/grpc-js";
+
 /**
  * MeshAddressBook tells which service Consul lists at an address that a `consul:///<service>?mesh=true`
  * channel resolved: the service itself, or another one its discovery chain redirected, split or
@@ -8,7 +10,7 @@
  * registry is: the resolver and the credentials meet only through the service name.
  */
 export class MeshAddressBook {
-  /** By channel service: each resolver's current "address|port" -> service. */
+  /** By channel service: each resolver's current address (grpc-js's `host:port` form, `addressKey`) -> service. */
   readonly #books = new Map<string, Map<object, ReadonlyMap<string, string>>>();
 
   /** Replaces what `owner` (one resolver) lists for channels to `channelService`. */
@@ -27,7 +29,7 @@ export class MeshAddressBook {
 
   /** The service Consul lists at `address`:`port` for channels to `channelService`, if any. */
   serviceAt(channelService: string, address: string, port: number): string | undefined {
-    const key = addressKey(address, port);
+    const key = grpc.experimental.subchannelAddressToString({ host: address, port });
     for (const entries of this.#books.get(channelService)?.values() ?? []) {
       const service = entries.get(key);
       if (service !== undefined) return service;
@@ -35,8 +37,6 @@ export class MeshAddressBook {
     return undefined;
   }
 }
-
-export const addressKey = (address: string, port: number) => `${address}|${port}`;
 
 /** The book `meshChannelCredentials` and the consul: resolver share. */
 export const meshAddressBook = new MeshAddressBook();

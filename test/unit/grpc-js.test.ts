@@ -6,7 +6,7 @@ import { checkGrpcJsVersion } from "../../src/grpc-js/grpc-js-version.js";
 import { ConsulTargetError, parseConsulTarget } from "../../src/grpc-js/consul-target.js";
 import { recommendedClientOptions, recommendedServiceConfig } from "../../src/grpc-js/service-config.js";
 import { registerConsulResolver } from "../../src/grpc-js/register.js";
-import { addressKey, MeshAddressBook } from "../../src/grpc-js/mesh-address-book.js";
+import { MeshAddressBook } from "../../src/grpc-js/mesh-address-book.js";
 
 describe("consul: targets", () => {
   it("reads consul:///<service> as the default agent's service", () => {
@@ -103,6 +103,7 @@ describe("recommended service config", () => {
 describe("MeshAddressBook: which service Consul lists at an address a mesh channel resolved", () => {
   it("answers per channel service, from any resolver's current list, and forgets a withdrawn resolver's", () => {
     const book = new MeshAddressBook();
+    const addressKey = (host: string, port: number) => grpc.experimental.subchannelAddressToString({ host, port });
     const first = {};
     const second = {};
     book.publish("orders", first, new Map([[addressKey("10.0.0.1", 8443), "orders-v2"]]));
