@@ -42,19 +42,30 @@ export async function startPrivateConsul(
     await writeFile(path.join(dir, "extra.hcl"), extraHcl);
     configArgs.push("-config-file", path.join(dir, "extra.hcl"));
   }
-  const ports = await Promise.all(Array.from({ length: 6 }, freePort));
-  const [http, grpc, grpcTls, serfLan, serfWan, server] = ports as [number, number, number, number, number, number];
-  const client = createConsulClient({ host: "127.0.0.1", port: http }, managementToken(extraHcl));
+  let ports = await agentPorts();
+  let client = createConsulClient({ host: "127.0.0.1", port: ports.http }, managementToken(extraHcl));
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(
+    const { http, grpc, grpcTls, serfLan, serfWan, server } = ports;
+    const agent = spawn(
       "consul",
       ["agent", ...(asServer ? [] : ["-dev"]), "-bind", "127.0.0.1", "-client", "127.0.0.1", "-http-port", String(http), "-grpc-port", String(grpc), "-grpc-tls-port", String(grpcTls),
         "-serf-lan-port", String(serfLan), "-serf-wan-port", String(serfWan), "-server-port", String(server), "-dns-port", "-1", "-log-level", "error", ...configArgs,
         ...(datacenter ? ["-datacenter", datacenter] : []), ...(primaryDatacenter ? ["-hcl", `primary_datacenter = "${primaryDatacenter}"`] : []), ...extraArgs],
-      { stdio: "ignore" },
+      { stdio: ["ignore", "pipe", "pipe"] },
     );
-    await eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 });
+    child = agent;
+    const output = tailOf(agent);
+    const exited = once(agent, "exit").then(([code, signal]) => {
+      throw new AgentExited(`the private Consul exited (${signal ?? `code ${code}`}) before it elected itself; its last output:\n${output()}`);
+    });
+    exited.catch(() => {});
+    try {
+      await Promise.race([exited, eventually("the private Consul to elect itself", async () => ((await client.status.leader()) ? true : undefined), { timeoutMs: 30_000 })]);
+    } catch (error) {
+      agent.kill("SIGKILL");
+      throw error;
+    }
     // With ACLs on, the agent takes a moment more to accept the management token.
     if (extraHcl) await eventually("the private Consul's ACL system", async () => ((await client.agent.service.list()) ? true : undefined), { timeoutMs: 30_000 });
   };
@@ -64,11 +75,24 @@ export async function startPrivateConsul(
     child.kill("SIGKILL");
     await exited;
   };
-  await start();
+  // freePort's ports are free when chosen, not reserved: another process (a test's outgoing
+  // connection among them) can take one before the agent binds it, and the agent then exits at
+  // once. The first start retries on fresh ports; a restart (start()) keeps the agent's ports, as
+  // its clients expect.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (error) {
+      if (!(error instanceof AgentExited) || attempt === 3) throw error;
+      ports = await agentPorts();
+      client = createConsulClient({ host: "127.0.0.1", port: ports.http }, managementToken(extraHcl));
+    }
+  }
   return {
-    httpPort: http,
-    serfWanPort: serfWan,
-    address: `127.0.0.1:${http}`,
+    httpPort: ports.http,
+    serfWanPort: ports.serfWan,
+    address: `127.0.0.1:${ports.http}`,
     client,
     get pid() {
       return child?.exitCode === null ? child.pid : undefined;
@@ -78,6 +102,26 @@ export async function startPrivateConsul(
   };
 }
 
+
+/** The ports one agent listens on, each free on loopback when chosen. */
+async function agentPorts() {
+  const [http, grpc, grpcTls, serfLan, serfWan, server] = (await Promise.all(Array.from({ length: 6 }, freePort))) as [number, number, number, number, number, number];
+  if (new Set([http, grpc, grpcTls, serfLan, serfWan, server]).size < 6) return agentPorts();
+  return { http, grpc, grpcTls, serfLan, serfWan, server };
+}
+
+class AgentExited extends Error {}
+
+/** The last 4 KB the agent wrote to stdout and stderr, for the error that says why it stopped. */
+function tailOf(agent: ChildProcess): () => string {
+  let tail = "";
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).slice(-4096);
+  };
+  agent.stdout?.on("data", keep);
+  agent.stderr?.on("data", keep);
+  return () => tail;
+}
 
 /** The initial management token of an ACL config, so the harness itself can talk to that agent. */
 function managementToken(hcl: string | undefined): string | undefined {
