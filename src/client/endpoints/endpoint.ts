@@ -32,9 +32,10 @@ export interface EndpointOptions {
 const leaveGraceMs = 30_000;
 
 /**
- * MeshEndpoint is one instance as the mesh transport uses it: one grpc-js channel (one HTTP/2
- * connection reused by every call, pinged, reopened on demand, closed when the instance leaves;
- * see wire/grpc-js-wire.ts), its health (the breaker) and its load.
+ * MeshEndpoint is one instance as the mesh transport uses it: its transport (unary calls on one
+ * HTTP/2 connection of its own, streams on a grpc-js channel opened at the first stream; each
+ * reused by every call, pinged, reopened on demand, closed when the instance leaves; see
+ * wire/grpc-js-wire.ts), its health (the breaker) and its load.
  */
 export class MeshEndpoint implements Endpoint {
   readonly load = new MutableEndpointLoad();
@@ -56,10 +57,10 @@ export class MeshEndpoint implements Endpoint {
   }
 
   /**
-   * The endpoint's grpc-js channel, made on its first call: of a service's thousands of
-   * instances a client may call a few, and a channel costs about 10 KB of heap that every
-   * discovery change would pay for in garbage collection. A channel connects on its first call
-   * anyway, so making it then adds only its construction to that call.
+   * The endpoint's transport, made on its first call: of a service's thousands of instances a
+   * client may call a few, and a transport's connections and buffers are heap that every
+   * discovery change would pay for in garbage collection. A connection opens on its first call
+   * anyway, so making the transport then adds only its construction to that call.
    */
   get transport(): GrpcJsTransport {
     const options = this.options;
@@ -70,6 +71,7 @@ export class MeshEndpoint implements Endpoint {
       interceptors: options.interceptors,
       readMaxBytes: options.readMaxBytes,
       writeMaxBytes: options.writeMaxBytes,
+      unaryOverHttp2: true,
       ...(options.connectTimeoutMs !== undefined ? { connectTimeoutMs: options.connectTimeoutMs } : {}),
     }));
   }

@@ -3,9 +3,9 @@ import { Metadata, type MetadataValue } from "@grpc/grpc-js";
 /**
  * Headers a gRPC client library owns on the wire: grpc-js writes its own (path, content type,
  * deadline, TE, user agent), so a caller's copy is not forwarded. connect-node's gRPC transport
- * likewise sets these itself.
+ * likewise sets these itself. HTTP/1 connection headers are refused by HTTP/2 (RFC 9113, 8.2.2).
  */
-const protocolHeaders = new Set(["content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "user-agent", "host", "connection", "content-length"]);
+export const protocolHeaders = new Set(["content-type", "te", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "user-agent", "host", "connection", "content-length", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
 /**
  * headersToMetadata turns a Connect request's `Headers` into grpc-js `Metadata`. Keys ending in

@@ -28,7 +28,7 @@ export function isStreamReset(status: StatusObject): boolean {
  * message flagged compressed under `identity`, with a plain Error that it passes on as the status:
  * code and details undefined. The Connect and gRPC clients call that INTERNAL.
  */
-const undecodableMessage =
+export const undecodableMessage =
   "could not decompress a response message: compressed with an encoding this client does not support, or flagged compressed without a grpc-encoding";
 
 /**

@@ -1,0 +1,432 @@
+import http2 from "node:http2";
+import { promisify } from "node:util";
+import zlib from "node:zlib";
+import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
+import { Metadata, status as grpcStatus, type StatusObject } from "@grpc/grpc-js";
+import type { ConnectionWaiter, Http2Connection } from "./http2-connection.js";
+import { protocolHeaders } from "./metadata.js";
+import { statusToConnectError, undecodableMessage } from "./status.js";
+
+const {
+  NGHTTP2_CANCEL,
+  NGHTTP2_ENHANCE_YOUR_CALM,
+  NGHTTP2_FLAG_END_STREAM,
+  NGHTTP2_INADEQUATE_SECURITY,
+  NGHTTP2_INTERNAL_ERROR,
+  NGHTTP2_NO_ERROR,
+  NGHTTP2_REFUSED_STREAM,
+} = http2.constants;
+
+const gunzip = promisify(zlib.gunzip);
+const inflate = promisify(zlib.inflate);
+
+/** What one unary call sends and how it reads the answer. */
+export interface UnaryExchangeSpec<I extends DescMessage, O extends DescMessage> {
+  method: DescMethodUnary<I, O>;
+  path: string;
+  deserialize: (bytes: Buffer) => MessageShape<O>;
+  /** The request message, serialized. */
+  request: Buffer;
+  /** The caller's signal; undefined when nobody can cancel the call. */
+  signal: AbortSignal | undefined;
+  /** Caller headers sent as metadata; undefined for none. */
+  headers: Headers | undefined;
+  /** The call's timeout in ms (sent as grpc-timeout); undefined for none. */
+  timeoutMs: number | undefined;
+  readMaxBytes: number;
+  writeMaxBytes: number;
+  /** Longest wait for a connection before the call fails as never sent; undefined for none. */
+  connectTimeoutMs: number | undefined;
+}
+
+/** Builds the response of a unary call that succeeded (grpc-js-wire.ts's `unaryAnswer`). */
+export type UnaryAnswer = <I extends DescMessage, O extends DescMessage, S>(
+  method: DescMethodUnary<I, O>,
+  message: MessageShape<O>,
+  header: S | undefined,
+  trailer: S,
+  toHeaders: (source: S, trailers: boolean) => Headers,
+) => UnaryResponse<I, O>;
+
+/** The exchange an HTTP/2 stream belongs to: the stream's listeners below are shared, not made per call. */
+const exchangeOf = Symbol("meshkit.unaryExchange");
+type ExchangeStream = http2.ClientHttp2Stream & { [exchangeOf]: UnaryExchange<DescMessage, DescMessage> };
+
+function onResponse(this: ExchangeStream, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+  this[exchangeOf].response(headers, flags);
+}
+function onData(this: ExchangeStream, chunk: Buffer): void {
+  this[exchangeOf].data(chunk);
+}
+function onTrailers(this: ExchangeStream, trailers: http2.IncomingHttpHeaders): void {
+  this[exchangeOf].trailers(trailers);
+}
+function onClose(this: ExchangeStream): void {
+  this[exchangeOf].closed();
+}
+function onError(this: ExchangeStream, error: Error & { code?: string }): void {
+  this[exchangeOf].streamError(error);
+}
+
+/**
+ * sendUnaryOverHttp2 makes one unary gRPC call on `connection`'s HTTP/2 session, straight on
+ * Node's HTTP/2 stream: the request headers and one length-prefixed message out, then the
+ * response headers, the message and the trailers read back, with the answers a grpc-js channel
+ * gives for everything else (its subchannel call's mapping of HTTP statuses, stream resets and
+ * dropped connections to gRPC codes, its size limits, gzip and deflate responses), so
+ * `statusToConnectError` turns a failure into the same ConnectError either way. A call that never
+ * got a stream (no connection, a connect timeout) or that the server refused unprocessed
+ * (REFUSED_STREAM) fails as never sent.
+ */
+export function sendUnaryOverHttp2<I extends DescMessage, O extends DescMessage>(connection: Http2Connection, spec: UnaryExchangeSpec<I, O>, answer: UnaryAnswer): Promise<UnaryResponse<I, O>> {
+  if (spec.request.byteLength > spec.writeMaxBytes) {
+    return Promise.reject(new ConnectError(`Sent message larger than max (${spec.request.byteLength} vs. ${spec.writeMaxBytes})`, Code.ResourceExhausted));
+  }
+  const exchange = new UnaryExchange(connection, spec, answer);
+  exchange.start();
+  return exchange.result.promise;
+}
+
+/**
+ * UnaryExchange is one unary call's state on its HTTP/2 stream. Its handlers are methods and the
+ * stream's listeners are shared functions: nothing is allocated per call for them.
+ */
+class UnaryExchange<I extends DescMessage, O extends DescMessage> implements ConnectionWaiter {
+  readonly result = Promise.withResolvers<UnaryResponse<I, O>>();
+  #stream: http2.ClientHttp2Stream | undefined;
+  /** The stream's session (a closed stream forgets it). */
+  #session: http2.ClientHttp2Session | undefined;
+  readonly #deadline: number;
+  #timer: NodeJS.Timeout | undefined;
+  #connectTimer: NodeJS.Timeout | undefined;
+  #header: http2.IncomingHttpHeaders | undefined;
+  #httpStatus: number | undefined;
+  /** The headers that carried grpc-status: the trailers, or a trailers-only response's headers. */
+  #trailer: http2.IncomingHttpHeaders | undefined;
+  /** Response bytes not yet framed into a message. */
+  #pending: Buffer | undefined;
+  #message: Buffer | undefined;
+  #compressed = false;
+  /** A failure decided on this side (deadline, cancel, a broken response): it ends the call. */
+  #failure: StatusObject | undefined;
+  #neverSent = false;
+  #streamError: (Error & { code?: string }) | undefined;
+  #done = false;
+
+  constructor(
+    private readonly connection: Http2Connection,
+    private readonly spec: UnaryExchangeSpec<I, O>,
+    private readonly answer: UnaryAnswer,
+  ) {
+    this.#deadline = spec.timeoutMs === undefined ? Infinity : Date.now() + spec.timeoutMs;
+  }
+
+  start(): void {
+    const { spec } = this;
+    if (spec.signal?.aborted) return this.#finish();
+    spec.signal?.addEventListener("abort", this, { once: true });
+    if (spec.timeoutMs !== undefined) this.#timer = setTimeout(() => this.#end(grpcStatus.DEADLINE_EXCEEDED, "Deadline exceeded"), spec.timeoutMs);
+    const session = this.connection.acquire(this);
+    if (session !== undefined) this.connected(session);
+    else if (!this.#done && spec.connectTimeoutMs !== undefined) {
+      const ms = spec.connectTimeoutMs;
+      this.#connectTimer = setTimeout(() => {
+        this.#neverSent = true;
+        this.#end(grpcStatus.UNAVAILABLE, `no connection within the ${ms} ms connect timeout`);
+      }, ms);
+    }
+  }
+
+  /** The caller's signal aborted. */
+  handleEvent(): void {
+    this.#end(grpcStatus.CANCELLED, "Cancelled on client");
+  }
+
+  connected(session: http2.ClientHttp2Session): void {
+    if (this.#done) return;
+    clearTimeout(this.#connectTimer);
+    const { spec } = this;
+    let stream: http2.ClientHttp2Stream;
+    try {
+      stream = session.request(requestHeaders(spec), { endStream: false });
+    } catch (error) {
+      // The session went away between the pick and the request (Node throws at once): no stream, nothing sent.
+      this.#neverSent = true;
+      return this.#end(grpcStatus.UNAVAILABLE, `could not open a stream: ${(error as Error).message}`);
+    }
+    this.#stream = stream;
+    this.#session = session;
+    (stream as ExchangeStream)[exchangeOf] = this as unknown as UnaryExchange<DescMessage, DescMessage>;
+    stream.on("response", onResponse);
+    stream.on("data", onData);
+    stream.on("trailers", onTrailers);
+    stream.on("close", onClose);
+    stream.on("error", onError);
+    const frame = Buffer.allocUnsafe(5 + spec.request.byteLength);
+    frame[0] = 0;
+    frame.writeUInt32BE(spec.request.byteLength, 1);
+    spec.request.copy(frame, 5);
+    stream.end(frame);
+  }
+
+  failed(error: Error): void {
+    this.#neverSent = true;
+    this.#end(grpcStatus.UNAVAILABLE, `No connection established. Last error: ${error.message}`);
+  }
+
+  response(headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    this.#httpStatus = headers[":status"];
+    if (flags & NGHTTP2_FLAG_END_STREAM) this.#trailer = headers;
+    else this.#header = headers;
+  }
+
+  data(chunk: Buffer): void {
+    if (this.#failure !== undefined) return;
+    let pending = this.#pending === undefined ? chunk : Buffer.concat([this.#pending, chunk]);
+    while (pending.byteLength >= 5) {
+      const length = pending.readUInt32BE(1);
+      if (length > this.spec.readMaxBytes) {
+        // A server answering with an HTTP error page: its status says more than the size does.
+        if (this.#httpStatus !== undefined && this.#httpStatus !== 200) return this.#end(...httpStatusToGrpc(this.#httpStatus));
+        return this.#end(grpcStatus.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs ${this.spec.readMaxBytes})`);
+      }
+      if (pending.byteLength < 5 + length) break;
+      if (this.#message !== undefined) return this.#end(grpcStatus.UNIMPLEMENTED, "Too many responses received");
+      this.#compressed = (pending[0]! & 1) === 1;
+      this.#message = pending.subarray(5, 5 + length);
+      pending = pending.subarray(5 + length);
+    }
+    this.#pending = pending.byteLength > 0 ? pending : undefined;
+  }
+
+  trailers(trailers: http2.IncomingHttpHeaders): void {
+    this.#trailer = trailers;
+  }
+
+  streamError(error: Error & { code?: string }): void {
+    this.#streamError = error;
+  }
+
+  /** The stream closed: every event of the answer has arrived. */
+  closed(): void {
+    if (this.#failure === undefined && this.#trailer === undefined) this.#failure = this.#statusWithout();
+    this.#finish();
+  }
+
+  /** Ends the call on this side with `code`; the stream, if any, is reset and its close finishes the call. */
+  #end(code: grpcStatus, details: string): void {
+    if (this.#done || this.#failure !== undefined) return;
+    this.#failure = { code, details, metadata: new Metadata() };
+    const stream = this.#stream;
+    if (stream === undefined) {
+      // Still waiting for a connection: the request never left.
+      this.#neverSent = true;
+      this.connection.stopWaiting(this);
+      return this.#finish();
+    }
+    if (!stream.closed) stream.close(NGHTTP2_CANCEL);
+  }
+
+  /** The status of a stream that ended with no grpc-status, as grpc-js's subchannel call reads it. */
+  #statusWithout(): StatusObject {
+    const stream = this.#stream!;
+    const status = (code: grpcStatus, details: string): StatusObject => ({ code, details, metadata: new Metadata() });
+    // The connection went (the peer's socket closed, a keepalive ping unanswered): Node resets
+    // every stream on it, with CANCEL or INTERNAL_ERROR.
+    if (this.#session!.destroyed && stream.rstCode !== NGHTTP2_NO_ERROR && stream.rstCode !== NGHTTP2_REFUSED_STREAM) {
+      const error = this.#streamError;
+      return status(grpcStatus.UNAVAILABLE, `Connection dropped${error ? `: ${error.message}` : ""}`);
+    }
+    switch (stream.rstCode) {
+      case NGHTTP2_NO_ERROR:
+        if (this.#httpStatus !== undefined && this.#httpStatus !== 200) return status(...httpStatusToGrpc(this.#httpStatus));
+        return status(grpcStatus.INTERNAL, `Received RST_STREAM with code ${stream.rstCode} (Call ended without gRPC status)`);
+      case NGHTTP2_REFUSED_STREAM:
+        // The server did not process the stream (RFC 9113, 8.7): safe to send elsewhere.
+        this.#neverSent = true;
+        return status(grpcStatus.UNAVAILABLE, "Stream refused by server");
+      case NGHTTP2_CANCEL:
+        return status(grpcStatus.CANCELLED, "Call cancelled");
+      case NGHTTP2_ENHANCE_YOUR_CALM:
+        return status(grpcStatus.RESOURCE_EXHAUSTED, "Bandwidth exhausted or memory limit exceeded");
+      case NGHTTP2_INADEQUATE_SECURITY:
+        return status(grpcStatus.PERMISSION_DENIED, "Protocol not secure enough");
+      case NGHTTP2_INTERNAL_ERROR: {
+        const error = this.#streamError;
+        if (error?.code === "ECONNRESET" || error?.code === "ETIMEDOUT") return status(grpcStatus.UNAVAILABLE, error.message);
+        return status(grpcStatus.INTERNAL, `Received RST_STREAM with code ${stream.rstCode}${error ? ` triggered by internal client error: ${error.message}` : " (Internal server error)"}`);
+      }
+      default:
+        return status(grpcStatus.INTERNAL, `Received RST_STREAM with code ${stream.rstCode}`);
+    }
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const { spec, result } = this;
+    clearTimeout(this.#timer);
+    clearTimeout(this.#connectTimer);
+    spec.signal?.removeEventListener("abort", this);
+    this.connection.callEnded();
+    if (spec.signal?.aborted) return result.reject(ConnectError.from(spec.signal.reason, Code.Canceled));
+    const header = this.#header;
+    if (this.#failure !== undefined) return result.reject(this.#error(this.#failure));
+    const trailer = this.#trailer!;
+    const code = trailer["grpc-status"];
+    if (code === "0" && this.#pending === undefined && this.#message !== undefined) {
+      if (!this.#compressed) return this.#resolve(this.#message, header, trailer);
+      void this.#decompress(this.#message, header, trailer);
+      return;
+    }
+    result.reject(this.#error(this.#statusOf(trailer)));
+  }
+
+  /** The status in `trailer`, as grpc-js reads it (its metadata: the trailers but grpc-status and grpc-message). */
+  #statusOf(trailer: http2.IncomingHttpHeaders): StatusObject {
+    const code = trailer["grpc-status"];
+    const metadata = metadataOf(trailer, true);
+    if (typeof code !== "string") {
+      if (this.#httpStatus !== undefined && this.#httpStatus !== 200) {
+        const [mapped, details] = httpStatusToGrpc(this.#httpStatus);
+        return { code: mapped, details, metadata };
+      }
+      return { code: grpcStatus.UNKNOWN, details: "No status information received", metadata };
+    }
+    if (code === "0") {
+      if (this.#pending !== undefined) return { code: grpcStatus.INTERNAL, details: `the response ended inside a message (${this.#pending.byteLength} bytes of it received)`, metadata };
+      return { code: grpcStatus.UNIMPLEMENTED, details: "no response message", metadata };
+    }
+    return { code: Number(code), details: decodeGrpcMessage(trailer["grpc-message"]), metadata };
+  }
+
+  #error(status: StatusObject): ConnectError {
+    const header = this.#header === undefined ? undefined : metadataToHeadersOf(this.#header);
+    return statusToConnectError(status, header, this.#neverSent, this.#deadline);
+  }
+
+  #resolve(bytes: Buffer, header: http2.IncomingHttpHeaders | undefined, trailer: http2.IncomingHttpHeaders): void {
+    let reply: MessageShape<O>;
+    try {
+      reply = this.spec.deserialize(bytes);
+    } catch (error) {
+      return this.result.reject(this.#error({ code: grpcStatus.INTERNAL, details: `Response message parsing error: ${String(error)}`, metadata: new Metadata() }));
+    }
+    this.result.resolve(this.answer(this.spec.method, reply, header, trailer, http2HeadersToHeaders));
+  }
+
+  async #decompress(bytes: Buffer, header: http2.IncomingHttpHeaders | undefined, trailer: http2.IncomingHttpHeaders): Promise<void> {
+    const encoding = header?.["grpc-encoding"];
+    const decode = encoding === "gzip" ? gunzip : encoding === "deflate" ? inflate : undefined;
+    if (decode === undefined) return this.result.reject(this.#error({ code: grpcStatus.INTERNAL, details: undecodableMessage, metadata: new Metadata() }));
+    let plain: Buffer;
+    try {
+      plain = await decode(bytes, { maxOutputLength: this.spec.readMaxBytes + 1 });
+    } catch (error) {
+      const tooLarge = (error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE";
+      return this.result.reject(
+        this.#error(
+          tooLarge
+            ? { code: grpcStatus.RESOURCE_EXHAUSTED, details: `Received message that decompresses to a size larger than ${this.spec.readMaxBytes}`, metadata: new Metadata() }
+            : { code: grpcStatus.INTERNAL, details: `could not decompress a ${String(encoding)} response message: ${(error as Error).message}`, metadata: new Metadata() },
+        ),
+      );
+    }
+    if (plain.byteLength > this.spec.readMaxBytes) {
+      return this.result.reject(this.#error({ code: grpcStatus.RESOURCE_EXHAUSTED, details: `Received message that decompresses to a size larger than ${this.spec.readMaxBytes}`, metadata: new Metadata() }));
+    }
+    this.#resolve(plain, header, trailer);
+  }
+}
+
+/** The request's HTTP/2 headers: gRPC's own, then the caller's metadata (what gRPC owns is not taken from the caller). */
+function requestHeaders(spec: UnaryExchangeSpec<DescMessage, DescMessage>): http2.OutgoingHttpHeaders {
+  const headers: http2.OutgoingHttpHeaders = {
+    ":method": "POST",
+    ":path": spec.path,
+    "content-type": "application/grpc",
+    te: "trailers",
+    "grpc-accept-encoding": "identity,deflate,gzip",
+    "user-agent": userAgent,
+  };
+  if (spec.timeoutMs !== undefined) headers["grpc-timeout"] = grpcTimeout(spec.timeoutMs);
+  // Headers joins repeated values with ", ": a `-bin` key's (base64, the wire's own encoding)
+  // are sent as separate fields again, as grpc-js sends them.
+  spec.headers?.forEach((value, key) => {
+    if (protocolHeaders.has(key) || key.startsWith(":")) return;
+    headers[key] = key.endsWith("-bin") ? value.split(",").map((part) => part.trim()) : value;
+  });
+  return headers;
+}
+
+/** Who is calling, as gRPC clients name themselves: the library, then the runtime. */
+const userAgent = `meshkit node/${process.versions.node}`;
+
+/** gRPC's grpc-timeout: at most 8 digits and a unit. */
+function grpcTimeout(ms: number): string {
+  const whole = Math.max(0, Math.ceil(ms));
+  return whole < 100_000_000 ? `${whole}m` : `${Math.ceil(whole / 1000)}S`;
+}
+
+/** How grpc-js's subchannel call maps an HTTP status that came without a gRPC status. */
+function httpStatusToGrpc(httpStatus: number): [grpcStatus, string] {
+  const details = `Received HTTP status code ${httpStatus}`;
+  switch (httpStatus) {
+    case 400:
+      return [grpcStatus.INTERNAL, details];
+    case 401:
+      return [grpcStatus.UNAUTHENTICATED, details];
+    case 403:
+      return [grpcStatus.PERMISSION_DENIED, details];
+    case 404:
+      return [grpcStatus.UNIMPLEMENTED, details];
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return [grpcStatus.UNAVAILABLE, details];
+    default:
+      return [grpcStatus.UNKNOWN, details];
+  }
+}
+
+/** grpc-message, percent-decoded as the gRPC spec encodes it (undecodable text is kept as it came). */
+function decodeGrpcMessage(value: string | string[] | undefined): string {
+  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** HTTP/2 headers as grpc-js Metadata (for statusToConnectError): pseudo-headers out, and grpc-status/grpc-message of trailers. */
+function metadataOf(headers: http2.IncomingHttpHeaders, trailers: boolean): Metadata {
+  const metadata = new Metadata();
+  for (const key in headers) {
+    if (key.startsWith(":") || (trailers && (key === "grpc-status" || key === "grpc-message"))) continue;
+    const value = headers[key]!;
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (key.endsWith("-bin")) for (const part of one.split(",")) metadata.add(key, Buffer.from(part.trim(), "base64"));
+      else metadata.add(key, one);
+    }
+  }
+  return metadata;
+}
+
+function metadataToHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
+  return http2HeadersToHeaders(headers, false);
+}
+
+/** Response headers or trailers as Connect's `Headers` (binary values stay base64, as Connect keeps them). */
+export function http2HeadersToHeaders(headers: http2.IncomingHttpHeaders, trailers: boolean): Headers {
+  const into = new Headers();
+  for (const key in headers) {
+    if (key.startsWith(":") || (trailers && (key === "grpc-status" || key === "grpc-message"))) continue;
+    const value = headers[key]!;
+    if (Array.isArray(value)) for (const one of value) into.append(key, one);
+    else into.append(key, value);
+  }
+  return into;
+}
