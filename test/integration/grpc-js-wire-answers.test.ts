@@ -75,6 +75,22 @@ const scripts: Record<string, Script> = {
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-seen": String(binFields.get(stream)) }));
     stream.end(unaryReply());
   },
+  // How many request bytes arrived, with 1 MiB of padding (many DATA frames each way).
+  big: (stream) => {
+    let received = 0;
+    stream.on("data", (chunk: Buffer) => (received += chunk.byteLength));
+    stream.on("end", () => {
+      stream.respond(okHeaders, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(grpcFrame(toBinary(EchoResponseSchema, create(EchoResponseSchema, { message: String(received), instanceId: "p".repeat(1 << 20) }))));
+    });
+  },
+  // A message cut off: its prefix says 100 bytes, 10 come, then an OK status.
+  "cut-message": (stream) => {
+    stream.respond(okHeaders, { waitForTrailers: true });
+    stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+    stream.end(grpcFrame(Buffer.alloc(10), 100));
+  },
   // No status at all: the stream is reset (what an instance dying does to its streams). (Reset
   // after response headers, Node's server sends RST_STREAM with NO_ERROR, not CANCEL.)
   reset: (stream) => {
@@ -170,6 +186,26 @@ for (const unaryOverHttp2 of [false, true]) {
       assert.equal(failure?.rawMessage, "Received HTTP status code 503");
       const reply = await client.echo({ message: "x" }, { ...script("gzip"), timeoutMs: 5_000 });
       assert.equal(reply.message, "unzipped");
+    });
+
+    it("carries a 100 KB request and a 1 MiB answer, each in many DATA frames", async () => {
+      const reply = await createClient(EchoService, transport).echo({ message: "m".repeat(100_000) }, { ...script("big"), timeoutMs: 10_000 });
+      assert.equal(Number(reply.message), 5 + 100_000 + 4, "the request's frame: prefix, then the message's tag, length and 100,000 bytes");
+      assert.equal(reply.instanceId.length, 1 << 20);
+    });
+
+    it("fails a unary answer cut off inside its message, though its status says OK", async () => {
+      const failure = await createClient(EchoService, transport)
+        .echo({ message: "x" }, { ...script("cut-message"), timeoutMs: 5_000 })
+        .then(
+          () => undefined,
+          (caught: unknown) => ConnectError.from(caught),
+        );
+      // grpc-js drops the partial message and finds none; the HTTP/2 wire says what happened.
+      if (unaryOverHttp2) {
+        assert.equal(failure?.code, Code.Internal);
+        assert.match(failure?.rawMessage ?? "", /ended inside a message \(15 bytes/);
+      } else assert.equal(failure?.code, Code.Unimplemented);
     });
 
     it("refuses an answer above readMaxBytes with RESOURCE_EXHAUSTED", async () => {
