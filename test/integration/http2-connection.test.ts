@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
+import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
 import { Http2Connection, type ConnectionWaiter } from "../../src/client/wire/http2-connection.js";
 import { freePort } from "../support/free-port.js";
 
@@ -10,6 +12,8 @@ import { freePort } from "../support/free-port.js";
  * against real Node HTTP/2 servers: when it connects, how long it backs off, what a GOAWAY, a
  * frozen peer and an idle spell do to it.
  */
+
+const execFileAsync = promisify(execFile);
 
 /** Acquires a session: at once, or when the connection is up; rejects when it failed. */
 function session(connection: Http2Connection): Promise<http2.ClientHttp2Session> {
@@ -138,6 +142,25 @@ describe("the mesh client's HTTP/2 connection", function () {
     assert.equal(connection.ready, false);
     assert.equal(first.closed || first.destroyed, true);
     assert.equal(await get(await session(connection)), "2");
+  });
+
+  it("does not keep the process alive with no call in flight, as a grpc-js channel does not", async () => {
+    const server = await countingServer();
+    // A script that makes one call and exits without closing its connection.
+    const script = `
+      import { Http2Connection } from ${JSON.stringify(new URL("../../src/client/wire/http2-connection.ts", import.meta.url).href)};
+      const connection = new Http2Connection({ address: "127.0.0.1", port: ${server.port} });
+      const session = await new Promise((resolve, reject) => { const s = connection.acquire({ connected: resolve, failed: reject }); if (s) resolve(s); });
+      const stream = session.request({ ":path": "/" });
+      stream.resume();
+      await new Promise((resolve) => stream.on("close", resolve));
+      connection.callEnded();
+      console.log("answered");`;
+    const started = performance.now();
+    const { stdout } = await execFileAsync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { timeout: 15_000 });
+    assert.equal(stdout.trim(), "answered");
+    assert.ok(performance.now() - started < 10_000, `exited after ${Math.round(performance.now() - started)} ms`);
+    assert.equal(server.connections(), 1);
   });
 
   it("fails waiting and later calls once closed", async () => {

@@ -87,8 +87,8 @@ export class Http2Connection {
    */
   acquire(waiter: ConnectionWaiter): http2.ClientHttp2Session | undefined {
     this.#lastCallAt = performance.now();
-    this.#inFlight++;
     const session = this.#session;
+    if (this.#inFlight++ === 0) session?.ref();
     if (session !== undefined) {
       if (!session.closed && !session.destroyed) return session;
       // Closed by a keepalive timeout or an idle close, its 'close' event still to come.
@@ -116,7 +116,7 @@ export class Http2Connection {
 
   /** A call that `acquire` counted has ended. */
   callEnded(): void {
-    this.#inFlight--;
+    if (--this.#inFlight === 0) this.#session?.unref();
   }
 
   /** Closes the connection: calls in flight finish, waiting and new calls fail. */
@@ -144,6 +144,9 @@ export class Http2Connection {
       if (this.#connecting !== session) return;
       this.#connecting = undefined;
       this.#session = session;
+      // Like a grpc-js channel, a connection with no call in flight does not keep the process
+      // alive: a script that made its calls exits without closing its client.
+      if (this.#inFlight === 0) session.unref();
       this.#failure = undefined;
       this.#backoffMs = this.#initialBackoffMs;
       this.#keepalive ??= setInterval(() => this.#tick(), this.#keepaliveMs).unref();
