@@ -5,8 +5,8 @@ import type { DescMessage, DescMethodUnary, MessageShape } from "@bufbuild/proto
 import { Code, ConnectError, type UnaryResponse } from "@connectrpc/connect";
 import { Metadata, status as grpcStatus, type StatusObject } from "@grpc/grpc-js";
 import type { ConnectionWaiter, Http2Connection } from "./http2-connection.js";
-import { protocolHeaders } from "./metadata.js";
-import { statusToConnectError, undecodableMessage } from "./status.js";
+import { decodeGrpcMessage, http2HeadersToHeaders, requestHeaders, statusMetadataOf } from "./http2-headers.js";
+import { httpStatusToGrpc, statusToConnectError, undecodableMessage } from "./status.js";
 
 const {
   NGHTTP2_CANCEL,
@@ -152,7 +152,7 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
     const { spec } = this;
     let stream: http2.ClientHttp2Stream;
     try {
-      stream = session.request(requestHeaders(spec), { endStream: false });
+      stream = session.request(requestHeaders(spec.path, spec.timeoutMs, spec.headers), { endStream: false });
     } catch (error) {
       // The session went away between the pick and the request (Node throws at once): no stream, nothing sent.
       this.#neverSent = true;
@@ -237,8 +237,15 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
 
   /** The stream closed: every event of the answer has arrived. */
   closed(): void {
-    if (this.#failure === undefined && this.#trailer === undefined) this.#failure = this.#statusWithout();
-    this.#finish();
+    try {
+      if (this.#failure === undefined && this.#trailer === undefined) this.#failure = this.#statusWithout();
+      this.#finish();
+    } catch (error) {
+      // Reading an answer must never throw out of a stream event (that would end the process):
+      // whatever could not be read fails this call alone.
+      this.#done = true;
+      this.result.reject(new ConnectError(`could not read the answer: ${String(error)}`, Code.Internal));
+    }
   }
 
   /** Ends the call on this side with `code`; the stream, if any, is reset and its close finishes the call. */
@@ -313,7 +320,7 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
   /** The status in `trailer`, as grpc-js reads it (its metadata: the trailers but grpc-status and grpc-message). */
   #statusOf(trailer: http2.IncomingHttpHeaders): StatusObject {
     const code = trailer["grpc-status"];
-    const metadata = metadataOf(trailer, true);
+    const metadata = statusMetadataOf(trailer);
     if (typeof code !== "string") {
       if (this.#httpStatus !== undefined && this.#httpStatus !== 200) {
         const [mapped, details] = httpStatusToGrpc(this.#httpStatus);
@@ -329,7 +336,7 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
   }
 
   #error(status: StatusObject): ConnectError {
-    const header = this.#header === undefined ? undefined : metadataToHeadersOf(this.#header);
+    const header = this.#header === undefined ? undefined : http2HeadersToHeaders(this.#header, false);
     return statusToConnectError(status, header, this.#neverSent, this.#deadline);
   }
 
@@ -365,95 +372,4 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
     }
     this.#resolve(plain, header, trailer);
   }
-}
-
-/** The request's HTTP/2 headers: gRPC's own, then the caller's metadata (what gRPC owns is not taken from the caller). */
-function requestHeaders(spec: UnaryExchangeSpec<DescMessage, DescMessage>): http2.OutgoingHttpHeaders {
-  const headers: http2.OutgoingHttpHeaders = {
-    ":method": "POST",
-    ":path": spec.path,
-    "content-type": "application/grpc",
-    te: "trailers",
-    "grpc-accept-encoding": "identity,deflate,gzip",
-    "user-agent": userAgent,
-  };
-  if (spec.timeoutMs !== undefined) headers["grpc-timeout"] = grpcTimeout(spec.timeoutMs);
-  // Headers joins repeated values with ", ": a `-bin` key's (base64, the wire's own encoding)
-  // are sent as separate fields again, as grpc-js sends them.
-  spec.headers?.forEach((value, key) => {
-    if (protocolHeaders.has(key) || key.startsWith(":")) return;
-    headers[key] = key.endsWith("-bin") ? value.split(",").map((part) => part.trim()) : value;
-  });
-  return headers;
-}
-
-/** Who is calling, as gRPC clients name themselves: the library, then the runtime. */
-const userAgent = `meshkit node/${process.versions.node}`;
-
-/** gRPC's grpc-timeout: at most 8 digits and a unit. */
-function grpcTimeout(ms: number): string {
-  const whole = Math.max(0, Math.ceil(ms));
-  return whole < 100_000_000 ? `${whole}m` : `${Math.ceil(whole / 1000)}S`;
-}
-
-/** How grpc-js's subchannel call maps an HTTP status that came without a gRPC status. */
-function httpStatusToGrpc(httpStatus: number): [grpcStatus, string] {
-  const details = `Received HTTP status code ${httpStatus}`;
-  switch (httpStatus) {
-    case 400:
-      return [grpcStatus.INTERNAL, details];
-    case 401:
-      return [grpcStatus.UNAUTHENTICATED, details];
-    case 403:
-      return [grpcStatus.PERMISSION_DENIED, details];
-    case 404:
-      return [grpcStatus.UNIMPLEMENTED, details];
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return [grpcStatus.UNAVAILABLE, details];
-    default:
-      return [grpcStatus.UNKNOWN, details];
-  }
-}
-
-/** grpc-message, percent-decoded as the gRPC spec encodes it (undecodable text is kept as it came). */
-function decodeGrpcMessage(value: string | string[] | undefined): string {
-  const text = Array.isArray(value) ? value.join(",") : (value ?? "");
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
-}
-
-/** HTTP/2 headers as grpc-js Metadata (for statusToConnectError): pseudo-headers out, and grpc-status/grpc-message of trailers. */
-function metadataOf(headers: http2.IncomingHttpHeaders, trailers: boolean): Metadata {
-  const metadata = new Metadata();
-  for (const key in headers) {
-    if (key.startsWith(":") || (trailers && (key === "grpc-status" || key === "grpc-message"))) continue;
-    const value = headers[key]!;
-    for (const one of Array.isArray(value) ? value : [value]) {
-      if (key.endsWith("-bin")) for (const part of one.split(",")) metadata.add(key, Buffer.from(part.trim(), "base64"));
-      else metadata.add(key, one);
-    }
-  }
-  return metadata;
-}
-
-function metadataToHeadersOf(headers: http2.IncomingHttpHeaders): Headers {
-  return http2HeadersToHeaders(headers, false);
-}
-
-/** Response headers or trailers as Connect's `Headers` (binary values stay base64, as Connect keeps them). */
-export function http2HeadersToHeaders(headers: http2.IncomingHttpHeaders, trailers: boolean): Headers {
-  const into = new Headers();
-  for (const key in headers) {
-    if (key.startsWith(":") || (trailers && (key === "grpc-status" || key === "grpc-message"))) continue;
-    const value = headers[key]!;
-    if (Array.isArray(value)) for (const one of value) into.append(key, one);
-    else into.append(key, value);
-  }
-  return into;
 }

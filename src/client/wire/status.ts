@@ -71,3 +71,28 @@ export function statusToConnectError(status: StatusObject, responseHeader: Heade
   }
   return new ConnectError(details, toCode(status.code), metadata, undefined, cause);
 }
+
+/**
+ * How grpc-js's subchannel call maps an HTTP status that came without a gRPC status (its
+ * `mapHttpStatusCode`, not exported), for the mesh client's unary wire (http2-unary.ts).
+ */
+export function httpStatusToGrpc(httpStatus: number): [grpcStatus, string] {
+  const details = `Received HTTP status code ${httpStatus}`;
+  switch (httpStatus) {
+    case 400:
+      return [grpcStatus.INTERNAL, details];
+    case 401:
+      return [grpcStatus.UNAUTHENTICATED, details];
+    case 403:
+      return [grpcStatus.PERMISSION_DENIED, details];
+    case 404:
+      return [grpcStatus.UNIMPLEMENTED, details];
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return [grpcStatus.UNAVAILABLE, details];
+    default:
+      return [grpcStatus.UNKNOWN, details];
+  }
+}
