@@ -230,6 +230,22 @@ for (const unaryOverHttp2 of [false, true]) {
       }
     });
 
+    it("dials the instance itself, unary calls and streams, when an HTTP proxy is set in the environment", async () => {
+      // A proxy that refuses every connection: a call through it could not succeed.
+      const saved = process.env.grpc_proxy;
+      process.env.grpc_proxy = `http://127.0.0.1:${await freePort()}`;
+      try {
+        const client = createClient(EchoService, open());
+        assert.equal((await client.echo({ message: "direct" }, { timeoutMs: 2000 })).message, "direct");
+        const streamed = [];
+        for await (const part of client.echoStream({ message: "direct", count: 2 }, { timeoutMs: 2000 })) streamed.push(part.sequence);
+        assert.deepEqual(streamed, [1, 2]);
+      } finally {
+        if (saved === undefined) delete process.env.grpc_proxy;
+        else process.env.grpc_proxy = saved;
+      }
+    });
+
     it("speaks mutual TLS and picks up client material changed in place at the next connection", async () => {
       const pki = await createTestPki("grpc-js-transport");
       const serverFiles = await pki.issue("server");

@@ -76,9 +76,15 @@ export interface GrpcJsTransport extends Transport {
  * that meshkit does not serve; the mesh counts its calls itself (telemetry/). Off, a tiny call
  * over three instances spent 4% less client CPU on average over four A/B runs (-0.6% to 6%,
  * docs/benchmarks.md). `channelOptions` turns it back on.
+ *
+ * No HTTP proxy: grpc-js would send every channel through `grpc_proxy` / `https_proxy` /
+ * `http_proxy` when one is set, while the transport's own unary connection (http2-connection.ts)
+ * dials the instance; the mesh reaches the instance at the address its resolver gave, as a
+ * sidecar does, for streams too.
  */
 const defaultChannelOptions: ChannelOptions = {
   "grpc.enable_channelz": 0,
+  "grpc.enable_http_proxy": 0,
   "grpc.keepalive_time_ms": 10_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
