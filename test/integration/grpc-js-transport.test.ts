@@ -230,6 +230,26 @@ for (const unaryOverHttp2 of [false, true]) {
       }
     });
 
+    it("fails unary calls and streams started after close(), opening no connection", async () => {
+      let connections = 0;
+      const counted = (socket: unknown) => void (socket && connections++);
+      server.on("connection", counted);
+      try {
+        const transport = createGrpcJsTransport({ unaryOverHttp2, address: "127.0.0.1", port });
+        transport.close();
+        const client = createClient(EchoService, transport);
+        const unary = await client.echo({ message: "late" }, { timeoutMs: 1000 }).then(() => undefined, (caught: unknown) => ConnectError.from(caught));
+        assert.equal(unary?.code, Code.Unavailable, String(unary));
+        const stream = await (async () => {
+          for await (const part of client.echoStream({ message: "late", count: 1 }, { timeoutMs: 1000 })) void part;
+        })().then(() => undefined, (caught: unknown) => ConnectError.from(caught));
+        assert.equal(stream?.code, Code.Unavailable, String(stream));
+        assert.equal(connections, 0);
+      } finally {
+        server.off("connection", counted);
+      }
+    });
+
     it("dials the instance itself, unary calls and streams, when an HTTP proxy is set in the environment", async () => {
       // A proxy that refuses every connection: a call through it could not succeed.
       const saved = process.env.grpc_proxy;

@@ -16,6 +16,7 @@ import { Channel, Client, credentials, Metadata, status as grpcStatus, type expe
 import { ChannelReadiness, type ReadinessMark } from "../health/channel-readiness.js";
 import { headersToMetadata, MetadataHeaders, metadataToHeaders } from "./metadata.js";
 import { statusToConnectError } from "./status.js";
+import { NeverSentError } from "./never-sent.js";
 import { LiveTlsCredentials } from "./live-tls.js";
 import { Http2Connection } from "./http2-connection.js";
 import { sendUnaryOverHttp2 } from "./http2-unary.js";
@@ -51,13 +52,17 @@ export interface GrpcJsTransportOptions {
   /**
    * Unary calls go straight over a Node HTTP/2 connection of the transport's own
    * (wire/http2-unary.ts) instead of the grpc-js channel, which then opens only for a stream: the
-   * same answers, a third of the client CPU per call. `channelOptions` do not apply to it.
-   * Default false.
+   * same answers for about half the mesh client's CPU per call (docs/benchmarks.md, bench-calls).
+   * `channelOptions` do not apply to that connection. Default false.
    */
   unaryOverHttp2?: boolean;
 }
 
-/** GrpcJsTransport is a Connect `Transport` over one grpc-js channel (one HTTP/2 connection). */
+/**
+ * GrpcJsTransport is a Connect `Transport` to one server: over one grpc-js channel (one HTTP/2
+ * connection), or with `unaryOverHttp2` its unary calls on an HTTP/2 connection of its own and
+ * its streams on the grpc-js channel.
+ */
 export interface GrpcJsTransport extends Transport {
   /** Closes the channel: calls in flight end, new ones fail. */
   close(): void;
@@ -123,6 +128,9 @@ function wireOf(method: DescMethod): MethodWire {
 const neverAborted = new AbortController().signal;
 
 const canceled = (signal: AbortSignal) => ConnectError.from(signal.reason, Code.Canceled);
+
+/** A call made after `close()`: never sent, so the mesh may send it to another instance. */
+const closedError = () => new ConnectError("the transport to this instance was closed", Code.Unavailable, undefined, undefined, new NeverSentError("the transport was closed"));
 
 /**
  * UnaryCall is one unary call's listener on a grpc-js call, and its abort handler: methods on a
@@ -238,8 +246,12 @@ const metadataHeaders = (metadata: Metadata) => new MetadataHeaders(metadata);
  * base64, as Connect encodes them); a failure is a `ConnectError` with the gRPC code, message,
  * headers and trailers as metadata, and the details of `grpc-status-details-bin`.
  *
- * A failure that proves the request never left (the channel had no connection for it) carries a
- * `NeverSentError` cause, which the mesh's retry policy reads (see channel-readiness.ts).
+ * With `unaryOverHttp2` (the mesh endpoints' setting) unary calls skip grpc-js for Node's HTTP/2
+ * stream (http2-unary.ts), with the same answers.
+ *
+ * A failure that proves the request never left (no connection for it; on the unary connection,
+ * also a stream the server refused unprocessed) carries a `NeverSentError` cause, which the
+ * mesh's retry policy reads (see channel-readiness.ts).
  *
  * ```ts
  * const transport = createGrpcJsTransport({ address: "127.0.0.1", port: 50051 });
@@ -268,6 +280,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     const client = new Client(target, credentials.createInsecure(), { channelOverride: channel });
     return (grpcJs = { channel, client, readiness: new ChannelReadiness(channel) });
   };
+  let closed = false;
   const http2Connection = options.unaryOverHttp2 ? new Http2Connection({ address: options.address, port: options.port, tls: options.tls }) : undefined;
   const interceptors = options.interceptors ?? [];
   const connectTimeoutMs = options.connectTimeoutMs;
@@ -286,6 +299,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     message: MessageShape<I>,
   ): Promise<UnaryResponse<I, O>> {
     if (signal.aborted) return Promise.reject(canceled(signal));
+    if (closed) return Promise.reject(closedError());
     const wire = wireOf(method);
     let request: Buffer;
     try {
@@ -332,6 +346,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     input: AsyncIterable<MessageShape<I>>,
   ): Promise<StreamResponse<I, O>> {
     if (signal.aborted) throw canceled(signal);
+    if (closed) throw closedError();
     const wire = wireOf(method);
     const { client, readiness } = grpcJsChannel();
     const mark = readiness.callStarted();
@@ -449,6 +464,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
     },
 
     close() {
+      closed = true;
       http2Connection?.close();
       grpcJs?.channel.close(); // the Client's channel too: it is the same one
     },
