@@ -20,6 +20,7 @@ import { NeverSentError } from "./never-sent.js";
 import { LiveTlsCredentials } from "./live-tls.js";
 import { Http2Connection } from "./http2-connection.js";
 import { sendUnaryOverHttp2 } from "./http2-unary.js";
+import { unaryAnswer } from "./unary-answer.js";
 
 type HeaderInit = ConstructorParameters<typeof Headers>[0];
 type AnyFn = Parameters<Interceptor>[0];
@@ -205,35 +206,6 @@ class UnaryCall<I extends DescMessage, O extends DescMessage> {
   }
 }
 
-/**
- * unaryAnswer is the response of a unary call that succeeded, its headers and trailers made into
- * `Headers` when first read. Most callers (the mesh client included) never read them, and the two
- * `Headers` objects, even filled lazily (MetadataHeaders), were a measurable share of a call's
- * allocation. The getters are the object's own, so a spread (`{ ...response }`) copies them.
- */
-function unaryAnswer<I extends DescMessage, O extends DescMessage, S>(
-  method: DescMethodUnary<I, O>,
-  message: MessageShape<O>,
-  headerSource: S | undefined,
-  trailerSource: S,
-  toHeaders: (source: S, trailers: boolean) => Headers,
-): UnaryResponse<I, O> {
-  let headers: Headers | undefined;
-  let trailers: Headers | undefined;
-  return {
-    stream: false,
-    service: method.parent,
-    method,
-    message,
-    get header() {
-      return (headers ??= headerSource ? toHeaders(headerSource, false) : new Headers());
-    },
-    get trailer() {
-      return (trailers ??= toHeaders(trailerSource, true));
-    },
-  };
-}
-
 const metadataHeaders = (metadata: Metadata) => new MetadataHeaders(metadata);
 
 /**
@@ -320,7 +292,7 @@ export function createGrpcJsTransport(options: GrpcJsTransportOptions): GrpcJsTr
         writeMaxBytes,
         connectTimeoutMs,
       };
-      return sendUnaryOverHttp2(http2Connection, spec, unaryAnswer);
+      return sendUnaryOverHttp2(http2Connection, spec);
     }
     const { channel, readiness } = grpcJsChannel();
     const deadline = timeoutMs === undefined ? Infinity : Date.now() + timeoutMs;

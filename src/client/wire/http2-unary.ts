@@ -7,6 +7,7 @@ import { Metadata, status as grpcStatus, type StatusObject } from "@grpc/grpc-js
 import type { ConnectionWaiter, Http2Connection } from "./http2-connection.js";
 import { decodeGrpcMessage, http2HeadersToHeaders, requestHeaders, statusMetadataOf } from "./http2-headers.js";
 import { httpStatusToGrpc, statusToConnectError, undecodableMessage } from "./status.js";
+import { unaryAnswer } from "./unary-answer.js";
 
 const {
   NGHTTP2_CANCEL,
@@ -40,15 +41,6 @@ export interface UnaryExchangeSpec<I extends DescMessage, O extends DescMessage>
   connectTimeoutMs: number | undefined;
 }
 
-/** Builds the response of a unary call that succeeded (grpc-js-wire.ts's `unaryAnswer`). */
-export type UnaryAnswer = <I extends DescMessage, O extends DescMessage, S>(
-  method: DescMethodUnary<I, O>,
-  message: MessageShape<O>,
-  header: S | undefined,
-  trailer: S,
-  toHeaders: (source: S, trailers: boolean) => Headers,
-) => UnaryResponse<I, O>;
-
 /** The exchange an HTTP/2 stream belongs to: the stream's listeners below are shared, not made per call. */
 const exchangeOf = Symbol("meshkit.unaryExchange");
 type ExchangeStream = http2.ClientHttp2Stream & { [exchangeOf]: UnaryExchange<DescMessage, DescMessage> };
@@ -79,11 +71,11 @@ function onError(this: ExchangeStream, error: Error & { code?: string }): void {
  * got a stream (no connection, a connect timeout) or that the server refused unprocessed
  * (REFUSED_STREAM) fails as never sent.
  */
-export function sendUnaryOverHttp2<I extends DescMessage, O extends DescMessage>(connection: Http2Connection, spec: UnaryExchangeSpec<I, O>, answer: UnaryAnswer): Promise<UnaryResponse<I, O>> {
+export function sendUnaryOverHttp2<I extends DescMessage, O extends DescMessage>(connection: Http2Connection, spec: UnaryExchangeSpec<I, O>): Promise<UnaryResponse<I, O>> {
   if (spec.request.byteLength > spec.writeMaxBytes) {
     return Promise.reject(new ConnectError(`Sent message larger than max (${spec.request.byteLength} vs. ${spec.writeMaxBytes})`, Code.ResourceExhausted));
   }
-  const exchange = new UnaryExchange(connection, spec, answer);
+  const exchange = new UnaryExchange(connection, spec);
   exchange.start();
   return exchange.result.promise;
 }
@@ -120,7 +112,6 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
   constructor(
     private readonly connection: Http2Connection,
     private readonly spec: UnaryExchangeSpec<I, O>,
-    private readonly answer: UnaryAnswer,
   ) {
     this.#deadline = spec.timeoutMs === undefined ? Infinity : Date.now() + spec.timeoutMs;
   }
@@ -347,7 +338,7 @@ class UnaryExchange<I extends DescMessage, O extends DescMessage> implements Con
     } catch (error) {
       return this.result.reject(this.#error({ code: grpcStatus.INTERNAL, details: `Response message parsing error: ${String(error)}`, metadata: new Metadata() }));
     }
-    this.result.resolve(this.answer(this.spec.method, reply, header, trailer, http2HeadersToHeaders));
+    this.result.resolve(unaryAnswer(this.spec.method, reply, header, trailer, http2HeadersToHeaders));
   }
 
   async #decompress(bytes: Buffer, header: http2.IncomingHttpHeaders | undefined, trailer: http2.IncomingHttpHeaders): Promise<void> {
